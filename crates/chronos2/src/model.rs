@@ -1,0 +1,78 @@
+//! [`Chronos2Model`]: a loaded checkpoint (configuration + weights) and its eager forward pass.
+
+use std::path::Path;
+
+use crate::checkpoint::{self, CheckpointFiles};
+use crate::config::{Config, StorageDtype};
+use crate::error::Error;
+use crate::forward;
+use crate::input::{Encoded, ModelInput, ModelOutput};
+use crate::random::{random_weights, save_checkpoint, RandomInit};
+use crate::weights::Weights;
+
+/// A Chronos-2 model ready to run: the resolved configuration and every weight in f32.
+#[derive(Clone, Debug)]
+pub struct Chronos2Model {
+    config: Config,
+    weights: Weights,
+}
+
+impl Chronos2Model {
+    /// Loads the checkpoint in `path` (see [`CheckpointFiles::locate`] for the layouts).
+    /// The weight files are memory-mapped; f32 tensors are used in place.
+    ///
+    /// # Errors
+    /// A clear [`Error`] naming the file and field or tensor for every problem: no checkpoint,
+    /// bad config, truncated file, missing, misshapen or extra tensors.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let files = CheckpointFiles::locate(path.as_ref())?;
+        let (config, weights) = checkpoint::load(&files)?;
+        Ok(Self { config, weights })
+    }
+
+    /// A model with random weights of the given configuration (see [`RandomInit`]).
+    pub fn random(config: Config, seed: u64, init: RandomInit) -> Self {
+        let weights = random_weights(&config, seed, init);
+        Self { config, weights }
+    }
+
+    /// Writes the model as `config.json` + `model.safetensors` into `dir`, tensors stored as
+    /// `dtype` (rounded if not f32).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the files cannot be written.
+    pub fn save(&self, dir: impl AsRef<Path>, dtype: StorageDtype) -> Result<(), Error> {
+        save_checkpoint(dir.as_ref(), &self.config, &self.weights, dtype)
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The weights.
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    /// Number of parameters (119,477,664 for `amazon/chronos-2`).
+    pub fn parameter_count(&self) -> usize {
+        self.weights.parameter_count()
+    }
+
+    /// The eager forward pass: quantile forecasts `(B, Q, M·P)` in the data's units.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for inconsistent input shapes.
+    pub fn forward(&self, input: &ModelInput) -> Result<ModelOutput, Error> {
+        forward::forward(&self.config, &self.weights, input)
+    }
+
+    /// The encoder's final hidden states `(B, S, D)` (`Chronos2Model.encode`).
+    ///
+    /// # Errors
+    /// [`Error::Input`] for inconsistent input shapes.
+    pub fn encode(&self, input: &ModelInput) -> Result<Encoded, Error> {
+        forward::encode(&self.config, &self.weights, input)
+    }
+}

@@ -1,0 +1,346 @@
+//! Numerical kernels shared by every Chronos-2 execution path.
+//!
+//! Two kinds of kernel live here:
+//!
+//! * [`matmul`]: the one safe entry point to the pure-Rust [`gemm`] crate, over strided
+//!   matrix views ([`MatRef`], [`MatMut`]). Every matrix product of the model goes through it.
+//! * Row-wise element kernels in [`ops`]: T5 RMS norm, numerically safe softmax, ReLU,
+//!   rotary position embedding (non-interleaved) and residual adds.
+//!
+//! All `unsafe` code of the workspace is in this crate; the other crates deny it.
+//!
+//! ```
+//! use chronos2_kernels::{matmul, MatMut, MatRef, Threads};
+//! // (2x3) · (3x2)ᵀ-stored-as-(2x3): y = x·Wᵀ like a linear layer.
+//! let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+//! let w = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+//! let mut y = [0.0f32; 4];
+//! matmul(
+//!     MatMut::row_major(&mut y, 2, 2),
+//!     MatRef::row_major(&x, 2, 3),
+//!     MatRef::row_major(&w, 2, 3).t(),
+//!     false,
+//!     Threads::Single,
+//! );
+//! assert_eq!(y, [1.0, 5.0, 4.0, 11.0]);
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod ops;
+
+/// How many threads a kernel may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// Run on the calling thread only.
+    Single,
+    /// Split the work over the current rayon pool.
+    Pool,
+}
+
+/// A read-only strided view of an `rows x cols` f32 matrix inside a slice.
+///
+/// Element `(i, j)` lives at `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+/// A mutable strided view of an `rows x cols` f32 matrix inside a slice.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    data: &'a mut [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+/// Index one past the last element a strided view touches (0 for an empty view).
+fn extent(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * row_stride + (cols - 1) * col_stride + 1
+    }
+}
+
+/// Whether distinct `(i, j)` of a strided view always map to distinct indices (for the simple
+/// layouts gemm accepts: one stride nests inside the other).
+fn non_aliasing(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> bool {
+    match (rows, cols) {
+        (0, _) | (_, 0) | (1, 1) => true,
+        (1, _) => col_stride >= 1,
+        (_, 1) => row_stride >= 1,
+        _ => {
+            (col_stride >= 1 && row_stride >= cols * col_stride) || (row_stride >= 1 && col_stride >= rows * row_stride)
+        }
+    }
+}
+
+impl<'a> MatRef<'a> {
+    /// A dense row-major `rows x cols` view.
+    ///
+    /// # Panics
+    /// If `data` is shorter than `rows * cols`.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// A view with explicit strides.
+    ///
+    /// # Panics
+    /// If the view reaches past the end of `data`.
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Self {
+        let needed = extent(rows, cols, row_stride, col_stride);
+        assert!(
+            needed <= data.len(),
+            "matrix view {rows}x{cols} (strides {row_stride},{col_stride}) needs {needed} elements, slice has {}",
+            data.len()
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+
+    /// The transposed view (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Element `(i, j)`.
+    pub fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+}
+
+impl<'a> MatMut<'a> {
+    /// A dense row-major `rows x cols` view.
+    ///
+    /// # Panics
+    /// If `data` is shorter than `rows * cols`.
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// A view with explicit strides. Rows must not overlap (`row_stride >= cols * col_stride`
+    /// or the transposed condition); this is what makes the writes of [`matmul`] well defined.
+    ///
+    /// # Panics
+    /// If the view reaches past the end of `data` or its elements alias.
+    pub fn strided(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Self {
+        let needed = extent(rows, cols, row_stride, col_stride);
+        assert!(
+            needed <= data.len(),
+            "matrix view {rows}x{cols} (strides {row_stride},{col_stride}) needs {needed} elements, slice has {}",
+            data.len()
+        );
+        assert!(
+            non_aliasing(rows, cols, row_stride, col_stride),
+            "matrix view {rows}x{cols} with strides {row_stride},{col_stride} aliases itself"
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+}
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), in f32.
+///
+/// Shapes: `lhs` is `m x k`, `rhs` is `k x n`, `dst` is `m x n`. Any strides are accepted; a
+/// linear layer `y = x·Wᵀ` with `W` stored `[out, in]` is `matmul(y, x, W.t(), ..)`.
+///
+/// This is the only caller of `gemm::gemm`. Note that gemm's own convention is
+/// `dst := alpha·dst + beta·lhs·rhs`, the reverse of BLAS: here `alpha` is 0 or 1 (accumulate)
+/// and `beta` is 1.
+///
+/// # Panics
+/// If the shapes do not agree.
+pub fn matmul(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: bool, threads: Threads) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "matmul: lhs is {m}x{k} but rhs is {}x{n}", rhs.rows);
+    assert_eq!(
+        (dst.rows, dst.cols),
+        (m, n),
+        "matmul: dst is {}x{}, expected {m}x{n}",
+        dst.rows,
+        dst.cols
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    dst.data[i * dst.row_stride + j * dst.col_stride] = 0.0;
+                }
+            }
+        }
+        return;
+    }
+    let parallelism = match threads {
+        Threads::Single => gemm::Parallelism::None,
+        Threads::Pool => gemm::Parallelism::Rayon(0),
+    };
+    // SAFETY: every view was bounds-checked at construction (its furthest element is inside its
+    // slice), the shapes agree (asserted above), `dst` is a unique borrow whose elements do not
+    // alias (checked in `MatMut::strided`) and cannot overlap `lhs`/`rhs` (shared borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.data.as_mut_ptr(),
+            dst.col_stride as isize,
+            dst.row_stride as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// The naive triple loop, the algorithmic reference for [`matmul`] (used by the tests).
+pub fn matmul_naive(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: bool) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k);
+    assert_eq!((dst.rows, dst.cols), (m, n));
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f64;
+            for p in 0..k {
+                acc += lhs.at(i, p) as f64 * rhs.at(p, j) as f64;
+            }
+            let slot = &mut dst.data[i * dst.row_stride + j * dst.col_stride];
+            *slot = if accumulate { *slot + acc as f32 } else { acc as f32 };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every awkward and real Chronos-2 shape, plain and transposed rhs, with and without
+    /// accumulation and threads, against the naive loop.
+    #[test]
+    fn matmul_matches_naive_on_edge_shapes() {
+        let shapes = [
+            (0, 3, 4),
+            (1, 1, 1),
+            (15, 16, 17),
+            (17, 63, 16),
+            (33, 64, 48),
+            (5, 0, 3),
+            (2, 768, 21),
+        ];
+        for &(m, k, n) in &shapes {
+            for transposed in [false, true] {
+                for accumulate in [false, true] {
+                    for threads in [Threads::Single, Threads::Pool] {
+                        let a = pseudo_random(m * k, 1);
+                        let b = pseudo_random(k * n, 2);
+                        let rhs = if transposed {
+                            MatRef::row_major(&b, n, k).t()
+                        } else {
+                            MatRef::row_major(&b, k, n)
+                        };
+                        let init = pseudo_random(m * n, 3);
+                        let mut fast = init.clone();
+                        let mut slow = init.clone();
+                        matmul(
+                            MatMut::row_major(&mut fast, m, n),
+                            MatRef::row_major(&a, m, k),
+                            rhs,
+                            accumulate,
+                            threads,
+                        );
+                        matmul_naive(
+                            MatMut::row_major(&mut slow, m, n),
+                            MatRef::row_major(&a, m, k),
+                            rhs,
+                            accumulate,
+                        );
+                        for (x, y) in fast.iter().zip(&slow) {
+                            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{m}x{k}x{n}: {x} vs {y}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strided_head_view_writes_only_its_columns() {
+        // A 2x4 output where only columns 2..4 (one "head") are written.
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [1.0, 0.0, 0.0, 1.0];
+        let mut out = [9.0f32; 8];
+        matmul(
+            MatMut::strided(&mut out[2..], 2, 2, 4, 1),
+            MatRef::row_major(&a, 2, 2),
+            MatRef::row_major(&b, 2, 2),
+            false,
+            Threads::Single,
+        );
+        assert_eq!(out, [9.0, 9.0, 1.0, 2.0, 9.0, 9.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "needs 7 elements")]
+    fn view_past_the_end_panics() {
+        let data = [0.0f32; 6];
+        let _ = MatRef::strided(&data, 2, 4, 3, 1);
+    }
+}
