@@ -1,0 +1,12 @@
+//! The error type of the forecast pipeline.
+
+/// What can go wrong while forecasting.
+#[derive(Debug, thiserror::Error)]
+pub enum ForecastError {
+    /// The tasks or options are invalid; the message names the task, column or option.
+    #[error("{0}")]
+    Input(String),
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] chronos2::Error),
+}
