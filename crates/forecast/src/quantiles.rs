@@ -54,12 +54,18 @@ fn interpolate_padded(query: &[f32], levels: &[f32], values: &[f32], pad_low: bo
     }
 }
 
+/// Sum of f32 values accumulated in f64 and rounded once (as close to torch's reductions as
+/// a sum can be).
+fn sum_f32(values: &[f32]) -> f32 {
+    values.iter().map(|&v| f64::from(v)).sum::<f64>() as f32
+}
+
 /// Normalised probability mass of each level (`_get_prob_mass_per_quantile_level`): with
 /// boundaries `[0, q1..qn, 1]`, `mass_i = (q_{i+1} - q_{i-1}) / 2`, normalised to sum 1.
 pub fn probability_mass(levels: &[f32]) -> Vec<f32> {
     let bounded: Vec<f32> = std::iter::once(0.0).chain(levels.iter().copied()).chain([1.0]).collect();
     let mass: Vec<f32> = bounded.windows(3).map(|w| (w[2] - w[0]) / 2.0).collect();
-    let total: f32 = mass.iter().sum();
+    let total = sum_f32(&mass);
     mass.iter().map(|m| m / total).collect()
 }
 
@@ -72,18 +78,20 @@ pub fn probability_mass(levels: &[f32]) -> Vec<f32> {
 pub fn weighted_quantile(query: &[f32], weights: &[f32], samples: &[f32]) -> Vec<f32> {
     let k = weights.len();
     let rows = samples.len() / k;
-    let total: f32 = weights.iter().sum();
+    let total = sum_f32(weights);
     let normalised: Vec<f32> = weights.iter().map(|w| w / total).collect();
     let mut sorted_values = Vec::with_capacity(samples.len());
     let mut cumulative = Vec::with_capacity(samples.len());
     let mut order: Vec<usize> = (0..k).collect();
     for row in samples.chunks_exact(k) {
         order.sort_by(|&a, &b| row[a].total_cmp(&row[b]));
-        let mut acc = 0.0f32;
+        // torch's CPU cumsum accumulates f32 in f64 and rounds each partial sum; a plain f32
+        // running sum drifts by ~1e-6 over 189 samples, which moves the outer quantiles.
+        let mut acc = 0.0f64;
         for &i in &order {
             sorted_values.push(row[i]);
-            acc += normalised[i];
-            cumulative.push(acc.clamp(0.0, 1.0));
+            acc += f64::from(normalised[i]);
+            cumulative.push((acc as f32).clamp(0.0, 1.0));
         }
     }
     let pad_low = cumulative.iter().copied().fold(f32::INFINITY, f32::min) > 0.0;
