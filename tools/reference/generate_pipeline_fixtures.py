@@ -124,26 +124,34 @@ def predict_df_case(rng: np.random.Generator):
     future_df = pd.DataFrame(future_rows)
     pipeline = Chronos2Pipeline.from_pretrained(MODELS / "tiny-random")
     levels = [0.1, 0.5, 0.9]
-    out = pipeline.predict_df(df, future_df=future_df, prediction_length=8, quantile_levels=levels)
-    df.to_csv(OUT / "predict_df_context.csv", index=False)
-    future_df.to_csv(OUT / "predict_df_future.csv", index=False)
-    expected = {
-        "model": "tiny-random",
-        "description": "predict_df: 2 items, numeric known-future covariate `promo`, past-only `volume`, H=8",
-        "levels": levels,
-        "rows": [
-            {
-                "item_id": r["item_id"],
-                "timestamp": r["timestamp"].isoformat(),
-                "target_name": r["target_name"],
-                "predictions": short(r["predictions"]),
-                **{str(q): short(r[str(q)]) for q in levels},
-            }
-            for _, r in out.iterrows()
-        ],
-    }
-    (OUT / "predict_df.json").write_text(json.dumps(expected))
-    print(f"predict_df                        {len(out)} rows")
+    cases = [
+        ("predict_df", df, future_df,
+         "predict_df: 2 items, numeric known-future covariate `promo`, past-only `volume`, H=8"),
+        ("predict_df_plain", df[["item_id", "timestamp", "target"]], None,
+         "predict_df: 2 items, target only, H=8 (what `chronos2 forecast --target target` reads)"),
+    ]
+    for name, frame, future, description in cases:
+        out = pipeline.predict_df(frame, future_df=future, prediction_length=8, quantile_levels=levels)
+        frame.to_csv(OUT / f"{name}_context.csv", index=False)
+        if future is not None:
+            future.to_csv(OUT / f"{name}_future.csv", index=False)
+        expected = {
+            "model": "tiny-random",
+            "description": description,
+            "levels": levels,
+            "rows": [
+                {
+                    "item_id": r["item_id"],
+                    "timestamp": r["timestamp"].strftime("%Y-%m-%d"),
+                    "target_name": r["target_name"],
+                    "predictions": short(r["predictions"]),
+                    **{str(q): short(r[str(q)]) for q in levels},
+                }
+                for _, r in out.iterrows()
+            ],
+        }
+        (OUT / f"{name}.json").write_text(json.dumps(expected))
+    print("predict_df cases written")
 
 
 def main():

@@ -8,7 +8,9 @@ use chronos2::{Chronos2Model, ModelInput};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args.first().ok_or("usage: eager_latency DIR [CONTEXT] [HORIZON] [RUNS]")?;
+    let dir = args
+        .first()
+        .ok_or("usage: eager_latency DIR [CONTEXT] [HORIZON] [RUNS]")?;
     let context: usize = args.get(1).map_or(Ok(512), |v| v.parse())?;
     let horizon: usize = args.get(2).map_or(Ok(16), |v| v.parse())?;
     let runs: usize = args.get(3).map_or(Ok(10), |v| v.parse())?;
@@ -17,7 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = Chronos2Model::load(dir)?;
     println!("load: {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
 
-    let series: Vec<f32> = (0..context).map(|t| 100.0 + (t as f32 * 0.1).sin() * 5.0 + t as f32 * 0.01).collect();
+    let series: Vec<f32> = (0..context)
+        .map(|t| 100.0 + (t as f32 * 0.1).sin() * 5.0 + t as f32 * 0.01)
+        .collect();
     let patches = horizon.div_ceil(model.config().patch_size);
     let input = ModelInput::from_rows(&[series])?.with_output_patches(patches);
     let warm = Instant::now();

@@ -148,7 +148,10 @@ fn run_cases(cases_dir: &Path, model_dir: impl Fn(&str) -> PathBuf) -> Vec<(Stri
 /// (`check` maps NaN to infinity, so a NaN output fails too).
 fn assert_within(results: &[(String, f64)], limit: f64) {
     let failed: Vec<_> = results.iter().filter(|(_, w)| *w > limit).collect();
-    assert!(failed.is_empty(), "cases outside {limit} x 1e-5 x max(1, max|ref|): {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "cases outside {limit} x 1e-5 x max(1, max|ref|): {failed:?}"
+    );
 }
 
 #[test]

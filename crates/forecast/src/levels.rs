@@ -23,7 +23,9 @@ impl LevelForecast {
     /// The forecast of `target` at requested level index `level`, `(H)`.
     pub fn series(&self, target: usize, level: usize) -> Vec<f32> {
         let l = self.levels.len();
-        (0..self.horizon).map(|t| self.quantiles[(target * self.horizon + t) * l + level]).collect()
+        (0..self.horizon)
+            .map(|t| self.quantiles[(target * self.horizon + t) * l + level])
+            .collect()
     }
 
     /// The median of `target`, `(H)`.
@@ -41,9 +43,16 @@ pub fn outside_trained_range(levels: &[f32], trained: &[f32]) -> bool {
 /// Reads `levels` off `forecast`, whose quantiles are at the `trained` levels.
 /// `median_index` is the index of 0.5 among the trained levels.
 pub fn at_levels(forecast: &TaskForecast, trained: &[f32], levels: &[f32], median_index: usize) -> LevelForecast {
-    let (n, h, q, l) = (forecast.n_targets, forecast.horizon, forecast.num_quantiles, levels.len());
-    let direct: Option<Vec<usize>> =
-        levels.iter().map(|lv| trained.iter().position(|t| (t - lv).abs() < 1e-7)).collect();
+    let (n, h, q, l) = (
+        forecast.n_targets,
+        forecast.horizon,
+        forecast.num_quantiles,
+        levels.len(),
+    );
+    let direct: Option<Vec<usize>> = levels
+        .iter()
+        .map(|lv| trained.iter().position(|t| (t - lv).abs() < 1e-7))
+        .collect();
     let mut quantiles = vec![0.0f32; n * h * l];
     let mut column = vec![0.0f32; q];
     for target in 0..n {
@@ -62,7 +71,9 @@ pub fn at_levels(forecast: &TaskForecast, trained: &[f32], levels: &[f32], media
             }
         }
     }
-    let mean = (0..n).flat_map(|target| forecast.series(target, median_index).to_vec()).collect();
+    let mean = (0..n)
+        .flat_map(|target| forecast.series(target, median_index).to_vec())
+        .collect();
     LevelForecast {
         quantiles,
         mean,

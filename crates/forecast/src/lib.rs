@@ -25,12 +25,16 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod file;
 mod levels;
 mod pipeline;
 pub mod quantiles;
 mod task;
 
 pub use error::ForecastError;
+pub use file::{
+    forecast_file, parse_quantile_levels, parse_targets, FileForecast, FileRequest, QuantileLevel, SeriesForecast,
+};
 pub use levels::{at_levels, outside_trained_range, LevelForecast};
 pub use pipeline::{predict, Forecaster, PredictOptions, Prediction, TaskForecast};
 pub use task::{prepare_tasks, Covariate, CovariateValues, PreparedTask, Task};

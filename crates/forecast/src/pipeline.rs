@@ -143,7 +143,11 @@ pub fn predict(model: &dyn Forecaster, tasks: &[Task], options: &PredictOptions)
         }
         warnings.push(msg);
     }
-    if let Some(missing) = options.unrolled_quantiles.iter().find(|q| !config.quantiles.iter().any(|m| (*m - **q).abs() < 1e-7)) {
+    if let Some(missing) = options
+        .unrolled_quantiles
+        .iter()
+        .find(|q| !config.quantiles.iter().any(|m| (*m - **q).abs() < 1e-7))
+    {
         return Err(ForecastError::Input(format!(
             "unrolled quantile {missing} is not one of the model's quantile levels"
         )));
@@ -188,7 +192,11 @@ pub fn predict(model: &dyn Forecaster, tasks: &[Task], options: &PredictOptions)
 /// Cuts each task to its last `context_length` values, left-pads every row with NaN to the
 /// longest in the batch, and stacks the known-future rows. Returns (context, future, group ids).
 fn assemble_batch(batch: &[PreparedTask], context_length: usize, cross_learning: bool) -> (Rows, Rows, Vec<i64>) {
-    let longest = batch.iter().map(|t| t.context[0].len().min(context_length)).max().unwrap_or(0);
+    let longest = batch
+        .iter()
+        .map(|t| t.context[0].len().min(context_length))
+        .max()
+        .unwrap_or(0);
     let horizon = batch[0].future[0].len();
     let mut context = Vec::new();
     let mut future = Vec::new();
@@ -202,7 +210,17 @@ fn assemble_batch(batch: &[PreparedTask], context_length: usize, cross_learning:
             group_ids.push(if cross_learning { 0 } else { group as i64 });
         }
     }
-    (Rows { data: context, cols: longest }, Rows { data: future, cols: horizon }, group_ids)
+    (
+        Rows {
+            data: context,
+            cols: longest,
+        },
+        Rows {
+            data: future,
+            cols: horizon,
+        },
+        group_ids,
+    )
 }
 
 /// One model call on `context` with `future` covariates padded with NaN (or cut) to `M·P`.
@@ -249,7 +267,17 @@ fn predict_batch(
     let mut steps: Vec<Vec<f32>> = (0..b * q).map(|i| first.series(i / q, i % q).to_vec()).collect();
     if first.horizon < h {
         let remaining = h - first.horizon;
-        let rounds = unroll(model, config, context, future, &group_ids, first, options, remaining, &patches_for)?;
+        let rounds = unroll(
+            model,
+            config,
+            context,
+            future,
+            &group_ids,
+            first,
+            options,
+            remaining,
+            &patches_for,
+        )?;
         calls += rounds.len();
         for round in rounds {
             for (i, series) in steps.iter_mut().enumerate() {
@@ -302,16 +330,19 @@ fn unroll(
     let mut paths: Vec<Vec<f32>> = Vec::with_capacity(b * k);
     let mut path_future: Vec<Vec<f32>> = Vec::with_capacity(b * k);
     let mut path_groups = Vec::with_capacity(b * k);
-    for row in 0..b {
+    for (row, &group) in group_ids.iter().enumerate() {
         for path in 0..k {
             paths.push(context.row(row).to_vec());
             path_future.push(future.row(row).to_vec());
-            path_groups.push(group_ids[row] * k as i64 + path as i64);
+            path_groups.push(group * k as i64 + path as i64);
         }
     }
     let unroll_mass = probability_mass(levels);
     let model_mass = probability_mass(&config.quantiles);
-    let weights: Vec<f32> = unroll_mass.iter().flat_map(|u| model_mass.iter().map(move |m| u * m)).collect();
+    let weights: Vec<f32> = unroll_mass
+        .iter()
+        .flat_map(|u| model_mass.iter().map(move |m| u * m))
+        .collect();
 
     let mut rounds = Vec::new();
     let mut prediction = first;

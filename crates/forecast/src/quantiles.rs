@@ -63,7 +63,10 @@ fn sum_f32(values: &[f32]) -> f32 {
 /// Normalised probability mass of each level (`_get_prob_mass_per_quantile_level`): with
 /// boundaries `[0, q1..qn, 1]`, `mass_i = (q_{i+1} - q_{i-1}) / 2`, normalised to sum 1.
 pub fn probability_mass(levels: &[f32]) -> Vec<f32> {
-    let bounded: Vec<f32> = std::iter::once(0.0).chain(levels.iter().copied()).chain([1.0]).collect();
+    let bounded: Vec<f32> = std::iter::once(0.0)
+        .chain(levels.iter().copied())
+        .chain([1.0])
+        .collect();
     let mass: Vec<f32> = bounded.windows(3).map(|w| (w[2] - w[0]) / 2.0).collect();
     let total = sum_f32(&mass);
     mass.iter().map(|m| m / total).collect()

@@ -99,10 +99,15 @@ fn categorical(values: &CovariateValues) -> &Vec<Option<String>> {
 
 /// Checks that all tasks share one schema and every length fits.
 fn validate(tasks: &[Task], horizon: usize) -> Result<(), ForecastError> {
-    let first = tasks.first().ok_or_else(|| ForecastError::Input("no tasks to forecast".into()))?;
+    let first = tasks
+        .first()
+        .ok_or_else(|| ForecastError::Input("no tasks to forecast".into()))?;
     let schema = |t: &Task| -> Vec<(String, bool)> {
-        let mut names: Vec<(String, bool)> =
-            t.covariates.iter().map(|c| (c.name.clone(), c.future.is_some())).collect();
+        let mut names: Vec<(String, bool)> = t
+            .covariates
+            .iter()
+            .map(|c| (c.name.clone(), c.future.is_some()))
+            .collect();
         names.sort();
         names
     };
@@ -131,7 +136,11 @@ fn validate(tasks: &[Task], horizon: usize) -> Result<(), ForecastError> {
         }
         for c in &task.covariates {
             if c.past.len() != t {
-                return bad(format!("covariate `{}` has {} past values, the target has {t}", c.name, c.past.len()));
+                return bad(format!(
+                    "covariate `{}` has {} past values, the target has {t}",
+                    c.name,
+                    c.past.len()
+                ));
             }
             if let Some(future) = &c.future {
                 if future.len() != horizon {
@@ -142,7 +151,10 @@ fn validate(tasks: &[Task], horizon: usize) -> Result<(), ForecastError> {
                     ));
                 }
                 if std::mem::discriminant(future) != std::mem::discriminant(&c.past) {
-                    return bad(format!("covariate `{}` is numeric in the past but not in the future", c.name));
+                    return bad(format!(
+                        "covariate `{}` is numeric in the past but not in the future",
+                        c.name
+                    ));
                 }
             }
         }
@@ -185,7 +197,11 @@ fn encode_categorical(
                 // Sums and counts in f64 over finite target values, as numpy's bincount.
                 let finite = || target.iter().filter(|v| v.is_finite());
                 let count = finite().count();
-                let item_mean = if count > 0 { finite().map(|&v| v as f64).sum::<f64>() / count as f64 } else { 0.0 };
+                let item_mean = if count > 0 {
+                    finite().map(|&v| v as f64).sum::<f64>() / count as f64
+                } else {
+                    0.0
+                };
                 let mut sums = vec![0.0f64; unseen_slot + 1];
                 let mut counts = vec![0.0f64; unseen_slot + 1];
                 for (&c, &y) in past_codes.iter().zip(target.iter()) {
@@ -221,8 +237,11 @@ pub fn prepare_tasks(tasks: &[Task], horizon: usize) -> Result<Vec<PreparedTask>
     let target_encode = n_targets == 1;
     // Column order: past-only covariates then known-future ones, each sorted by name (the
     // reference sorts the keys of list-of-dict inputs).
-    let mut columns: Vec<(bool, &str)> =
-        tasks[0].covariates.iter().map(|c| (c.future.is_some(), c.name.as_str())).collect();
+    let mut columns: Vec<(bool, &str)> = tasks[0]
+        .covariates
+        .iter()
+        .map(|c| (c.future.is_some(), c.name.as_str()))
+        .collect();
     columns.sort();
     let mut prepared: Vec<PreparedTask> = tasks
         .iter()
@@ -233,8 +252,10 @@ pub fn prepare_tasks(tasks: &[Task], horizon: usize) -> Result<Vec<PreparedTask>
         })
         .collect();
     for (_, name) in columns {
-        let column: Vec<&Covariate> =
-            tasks.iter().map(|t| t.covariates.iter().find(|c| c.name == name).expect("validated schema")).collect();
+        let column: Vec<&Covariate> = tasks
+            .iter()
+            .map(|t| t.covariates.iter().find(|c| c.name == name).expect("validated schema"))
+            .collect();
         let encoded: Vec<(Vec<f32>, Option<Vec<f32>>)> = match &column[0].past {
             CovariateValues::Numeric(_) => column
                 .iter()
@@ -283,7 +304,10 @@ mod tests {
                 future: None,
             });
         let prepared = prepare_tasks(&[task], 1).unwrap();
-        assert_eq!(prepared[0].context, vec![vec![1.0, 2.0], vec![3.0, 4.0], vec![5.0, 6.0]]);
+        assert_eq!(
+            prepared[0].context,
+            vec![vec![1.0, 2.0], vec![3.0, 4.0], vec![5.0, 6.0]]
+        );
         assert!(prepared[0].future[0][0].is_nan() && prepared[0].future[1][0].is_nan());
         assert_eq!(prepared[0].future[2], vec![7.0]);
     }
@@ -335,7 +359,9 @@ mod tests {
             past: CovariateValues::Numeric(vec![0.0; 3]),
             future: None,
         });
-        let err = prepare_tasks(&[plain.clone(), with_cov.clone()], 2).unwrap_err().to_string();
+        let err = prepare_tasks(&[plain.clone(), with_cov.clone()], 2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("task 1") && err.contains("schema"), "{err}");
         let err = prepare_tasks(&[with_cov], 2).unwrap_err().to_string();
         assert!(err.contains("covariate `x` has 3 past values"), "{err}");

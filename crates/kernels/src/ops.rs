@@ -96,7 +96,10 @@ impl RopeTable {
     /// # Panics
     /// If `dk` is odd.
     pub fn new(positions: usize, dk: usize, theta: f32) -> Self {
-        assert!(dk.is_multiple_of(2), "rotary embedding needs an even head size, got {dk}");
+        assert!(
+            dk.is_multiple_of(2),
+            "rotary embedding needs an even head size, got {dk}"
+        );
         let half = dk / 2;
         // inv_freq = 1.0 / (base ** (arange(0, dim, 2).float() / dim)), all f32.
         let inv_freq: Vec<f32> = (0..half)

@@ -1,0 +1,227 @@
+//! `chronos2 forecast`: forecast every series of a data file.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use chronos2::Chronos2Model;
+use chronos2_data::{Duplicates, Gaps, IdColumn, LoadOptions};
+use chronos2_forecast::{forecast_file, parse_quantile_levels, parse_targets, FileForecast, FileRequest};
+use serde_json::{json, Map, Value};
+
+/// Forecast every series of a CSV file and print the quantile forecasts.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// CSV file of bars (one series, or long format with an id column).
+    #[arg(long)]
+    data: PathBuf,
+    /// Target column(s): `close`, `open,high,low,close` or `ohlc`.
+    #[arg(long, default_value = "close")]
+    target: String,
+    /// Forecast several targets as independent univariate series instead of one joint group.
+    #[arg(long)]
+    independent: bool,
+    /// Id column of a long-format file; default: `item_id`, `symbol`, `id` or `ticker` if
+    /// present; `none` = the file is one series.
+    #[arg(long)]
+    id_column: Option<String>,
+    /// Timestamp column; default: `timestamp`, `date`, `datetime`, `time` or an unnamed first column.
+    #[arg(long)]
+    timestamp_column: Option<String>,
+    /// Bars to forecast.
+    #[arg(long, default_value_t = 16)]
+    horizon: usize,
+    /// Context bars per series (default: all, up to the model's context length).
+    #[arg(long)]
+    context: Option<usize>,
+    /// Quantile levels, comma-separated; output keys keep your spelling.
+    #[arg(long, default_value = "0.1,0.5,0.9")]
+    quantiles: String,
+    /// Rows per model call (a multivariate series is never split).
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Let all series of a batch inform each other (one group per batch).
+    #[arg(long)]
+    cross_learning: bool,
+    /// Missing bars: `none` (forecast on the trading-day index) or `forward` (fill a full
+    /// calendar by carrying the last bar forward, as the original system did).
+    #[arg(long, default_value = "none")]
+    fill: String,
+    /// Keep the last of rows sharing a timestamp instead of refusing the file.
+    #[arg(long)]
+    keep_last: bool,
+    /// Output: `table`, `csv` or `json`.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+/// Output formats.
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn request(args: &Args) -> Result<FileRequest> {
+    let gaps = match args.fill.as_str() {
+        "none" | "trading-days" => Gaps::TradingDays,
+        "forward" | "ffill" => Gaps::ForwardFill,
+        other => bail!("unknown --fill `{other}`; expected `none` or `forward`"),
+    };
+    let id_column = match args.id_column.as_deref() {
+        None => IdColumn::Auto,
+        Some("none") => IdColumn::None,
+        Some(name) => IdColumn::Named(name.to_string()),
+    };
+    let targets = parse_targets(&args.target);
+    Ok(FileRequest {
+        joint: !args.independent,
+        horizon: args.horizon,
+        context_length: args.context,
+        quantiles: parse_quantile_levels(&args.quantiles)?,
+        batch_size: args.batch_size,
+        cross_learning: args.cross_learning,
+        load: LoadOptions {
+            columns: targets.clone(),
+            timestamp_column: args.timestamp_column.clone(),
+            id_column,
+            duplicates: if args.keep_last {
+                Duplicates::KeepLast
+            } else {
+                Duplicates::Error
+            },
+            gaps,
+        },
+        targets,
+    })
+}
+
+/// Runs the command: forecasts go to `out`, notes and warnings to stderr.
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
+    let format = match args.format.as_str() {
+        "table" => Format::Table,
+        "csv" => Format::Csv,
+        "json" => Format::Json,
+        other => bail!("unknown --format `{other}`; expected table, csv or json"),
+    };
+    let request = request(args)?;
+    let model =
+        Chronos2Model::load(&args.model).with_context(|| format!("cannot load model {}", args.model.display()))?;
+    let result = forecast_file(&model, &args.data, &request)?;
+    for note in result.data.report.notes.iter().chain(&result.warnings) {
+        eprintln!("note: {note}");
+    }
+    match format {
+        Format::Table => write_table(&result, out),
+        Format::Csv => write_csv(&result, out),
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &to_json(&result))?;
+            writeln!(out)?;
+            Ok(())
+        }
+    }
+}
+
+/// The hosted-endpoint convention: `{"predictions": [{item_id, target_name, timestamps, mean,
+/// "<level>": [...]}]}`.
+pub fn to_json(result: &FileForecast) -> Value {
+    let predictions: Vec<Value> = result
+        .forecasts
+        .iter()
+        .map(|f| {
+            let mut entry = Map::new();
+            entry.insert("item_id".into(), json!(f.item_id));
+            entry.insert("target_name".into(), json!(f.target_name));
+            entry.insert("timestamps".into(), json!(f.timestamps));
+            entry.insert("mean".into(), json!(f.mean));
+            for (level, values) in result.levels.iter().zip(&f.quantiles) {
+                entry.insert(level.label.clone(), json!(values));
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    json!({ "predictions": predictions })
+}
+
+fn write_csv(result: &FileForecast, out: &mut dyn Write) -> Result<()> {
+    let labels: Vec<&str> = result.levels.iter().map(|l| l.label.as_str()).collect();
+    writeln!(out, "item_id,target_name,timestamp,mean,{}", labels.join(","))?;
+    for f in &result.forecasts {
+        for (t, timestamp) in f.timestamps.iter().enumerate() {
+            let levels: Vec<String> = f.quantiles.iter().map(|q| q[t].to_string()).collect();
+            writeln!(
+                out,
+                "{},{},{timestamp},{},{}",
+                f.item_id,
+                f.target_name,
+                f.mean[t],
+                levels.join(",")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A value with precision suited to its magnitude.
+fn number(v: f32) -> String {
+    match v.abs() {
+        a if a >= 1000.0 => format!("{v:.2}"),
+        a if a >= 1.0 => format!("{v:.4}"),
+        _ => format!("{v:.6}"),
+    }
+}
+
+fn write_table(result: &FileForecast, out: &mut dyn Write) -> Result<()> {
+    for (i, f) in result.forecasts.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(
+            out,
+            "{} · {} · next {} bars",
+            f.item_id,
+            f.target_name,
+            f.timestamps.len()
+        )?;
+        let mut header = vec!["timestamp".to_string(), "median".to_string()];
+        header.extend(result.levels.iter().map(|l| format!("q{}", l.label)));
+        let rows: Vec<Vec<String>> = (0..f.timestamps.len())
+            .map(|t| {
+                let mut row = vec![f.timestamps[t].clone(), number(f.mean[t])];
+                row.extend(f.quantiles.iter().map(|q| number(q[t])));
+                row
+            })
+            .collect();
+        let widths: Vec<usize> = (0..header.len())
+            .map(|c| {
+                rows.iter()
+                    .map(|r| r[c].len())
+                    .chain([header[c].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| -> String {
+            cells
+                .iter()
+                .enumerate()
+                .map(|(c, v)| {
+                    if c == 0 {
+                        format!("{v:<w$}", w = widths[c])
+                    } else {
+                        format!("{v:>w$}", w = widths[c])
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
+        };
+        writeln!(out, "{}", line(&header))?;
+        for row in &rows {
+            writeln!(out, "{}", line(row))?;
+        }
+    }
+    Ok(())
+}

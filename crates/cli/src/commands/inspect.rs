@@ -1,0 +1,43 @@
+//! `chronos2 inspect`: load a checkpoint, check it, print what it is.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chronos2::Chronos2Model;
+
+/// Load a checkpoint, check every tensor, and print its configuration and load time.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint directory (config.json + model.safetensors, sharded, or a cache snapshot).
+    #[arg(long)]
+    model: PathBuf,
+}
+
+/// Runs the command.
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
+    let started = Instant::now();
+    let model =
+        Chronos2Model::load(&args.model).with_context(|| format!("cannot load model {}", args.model.display()))?;
+    let elapsed = started.elapsed();
+    let c = model.config();
+    writeln!(out, "checkpoint     {}", args.model.display())?;
+    writeln!(out, "load time      {:.1} ms", elapsed.as_secs_f64() * 1e3)?;
+    writeln!(out, "parameters     {}", model.parameter_count())?;
+    writeln!(
+        out,
+        "shape          d_model {} / d_kv {} / d_ff {} / {} layers / {} heads",
+        c.d_model, c.d_kv, c.d_ff, c.num_layers, c.num_heads
+    )?;
+    writeln!(
+        out,
+        "context        {} steps, patch {}, max horizon per pass {}",
+        c.context_length,
+        c.patch_size,
+        c.max_horizon()
+    )?;
+    writeln!(out, "quantiles      {} levels {:?}", c.num_quantiles(), c.quantiles)?;
+    writeln!(out, "storage dtype  {}", c.dtype.name())?;
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand: its flags and the call into the library.
+
+pub mod forecast;
+pub mod init_random;
+pub mod inspect;

@@ -1,0 +1,691 @@
+//! Market data loading: CSV files of bars (OHLC and more) turned into regular time series.
+//!
+//! Real files differ: column order and case (`Close` vs `close`), the timestamp column
+//! (`Date`, `timestamp`, or an unnamed first column), UTC offsets, newest-first order, weekend
+//! gaps, extra columns, long format with an id column. [`load_csv`] reads all of them into
+//! [`Series`] on a [`Calendar`] and says what it did in a [`LoadReport`]; every problem is a
+//! [`DataError`] naming the file, line and column.
+//!
+//! ```
+//! use chronos2_data::{load_csv, LoadOptions};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("bars.csv");
+//! std::fs::write(&path, "Date,Close\n2024-01-03,11\n2024-01-02,10\n2024-01-04,12\n").unwrap();
+//! let data = load_csv(&path, &LoadOptions::columns(&["close"]))?;
+//! assert_eq!(data.series[0].column("close").unwrap(), &[10.0, 11.0, 12.0]);
+//! assert!(data.report.notes.iter().any(|n| n.contains("sorted")));
+//! # Ok::<(), chronos2_data::DataError>(())
+//! ```
+
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+mod time;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use time::{format_timestamp, is_weekend, most_common_step, parse_timestamp, Calendar, TimestampStyle};
+
+/// Errors of data loading; each message names the file and, where it applies, line and column.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid CSV or its content cannot be used.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, where, and the fix.
+        message: String,
+    },
+}
+
+/// Which column holds series ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdColumn {
+    /// A column named `item_id`, `symbol`, `id` or `ticker` if present; else one series.
+    Auto,
+    /// The whole file is one series.
+    None,
+    /// This column (matched case-insensitively).
+    Named(String),
+}
+
+/// What to do with bars that share a timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duplicates {
+    /// Refuse, naming the rows.
+    Error,
+    /// Keep the row that comes last in the file.
+    KeepLast,
+}
+
+/// What to do with missing bars (weekends, holidays, outages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gaps {
+    /// Use the bars as they are: consecutive rows are consecutive steps (the trading-day
+    /// index); future timestamps skip weekends when the data has none.
+    TradingDays,
+    /// Reindex to a full calendar at the most common step and forward-fill the missing bars
+    /// (what the original Python system did).
+    ForwardFill,
+}
+
+/// Options of [`load_csv`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The value columns to read (matched case-insensitively), in output order.
+    pub columns: Vec<String>,
+    /// The timestamp column; default: `timestamp`, `date`, `datetime`, `time` or an unnamed
+    /// first column.
+    pub timestamp_column: Option<String>,
+    /// The id column.
+    pub id_column: IdColumn,
+    /// Duplicate timestamps.
+    pub duplicates: Duplicates,
+    /// Missing bars.
+    pub gaps: Gaps,
+}
+
+impl LoadOptions {
+    /// Defaults for reading `columns`: automatic timestamp and id columns, duplicates refused,
+    /// the trading-day index.
+    pub fn columns(columns: &[&str]) -> Self {
+        Self {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            timestamp_column: None,
+            id_column: IdColumn::Auto,
+            duplicates: Duplicates::Error,
+            gaps: Gaps::TradingDays,
+        }
+    }
+}
+
+/// One series: sorted, de-duplicated bars on a calendar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// The id (`None` for a file that is one series).
+    pub id: Option<String>,
+    /// Bar times, seconds since the epoch (UTC), ascending.
+    pub timestamps: Vec<i64>,
+    /// The requested columns in request order: (name as requested, values; NaN = missing).
+    pub columns: Vec<(String, Vec<f64>)>,
+    /// The bar calendar (step and weekend handling) used for future timestamps.
+    pub calendar: Calendar,
+    /// Bars added by forward fill.
+    pub filled: usize,
+}
+
+impl Series {
+    /// The values of a requested column (case-insensitive).
+    pub fn column(&self, name: &str) -> Option<&[f64]> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Number of bars.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// Whether there are no bars.
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// A readable name: the id, or the file stem.
+    pub fn label(&self, fallback: &str) -> String {
+        self.id.clone().unwrap_or_else(|| fallback.to_string())
+    }
+}
+
+/// What [`load_csv`] did, for the user.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadReport {
+    /// Data rows in the file.
+    pub rows: usize,
+    /// Rows dropped as duplicates (with `Duplicates::KeepLast`).
+    pub duplicates_dropped: usize,
+    /// Bars added by forward fill, over all series.
+    pub bars_filled: usize,
+    /// One line per notable action (sorting, fills, column matches).
+    pub notes: Vec<String>,
+}
+
+/// A loaded file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// The file.
+    pub path: PathBuf,
+    /// The series, in order of first appearance.
+    pub series: Vec<Series>,
+    /// How the file writes timestamps.
+    pub style: TimestampStyle,
+    /// What was done.
+    pub report: LoadReport,
+}
+
+/// Header names that mark the timestamp column.
+const TIMESTAMP_NAMES: [&str; 4] = ["timestamp", "date", "datetime", "time"];
+/// Header names that mark an id column.
+const ID_NAMES: [&str; 4] = ["item_id", "symbol", "id", "ticker"];
+
+/// Minimum bars per series (needed to infer a step).
+pub const MIN_ROWS: usize = 3;
+
+struct Table {
+    path: PathBuf,
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn read(path: &Path) -> Result<Self, DataError> {
+        let invalid = |message: String| DataError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes.as_slice());
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(|e| invalid(format!("cannot read the header: {e}")))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        if headers.is_empty() || headers.iter().all(String::is_empty) {
+            return Err(invalid("the file is empty or has no header row".into()));
+        }
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| match e.kind() {
+                csv::ErrorKind::UnequalLengths { pos, expected_len, len } => invalid(format!(
+                    "line {}: {len} fields, but the header has {expected_len}",
+                    pos.as_ref().map_or(0, |p| p.line())
+                )),
+                _ => invalid(format!("not valid CSV: {e}")),
+            })?;
+            rows.push(record.iter().map(|c| c.trim().to_string()).collect());
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            headers,
+            rows,
+        })
+    }
+
+    fn invalid(&self, message: String) -> DataError {
+        DataError::Invalid {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// File line of data row `row` (1-based, the header is line 1).
+    fn line(row: usize) -> usize {
+        row + 2
+    }
+
+    fn found(&self) -> String {
+        self.headers
+            .iter()
+            .map(|h| if h.is_empty() { "(unnamed)" } else { h })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The one column matching `name` case-insensitively. Several matches are accepted only
+    /// if they hold the same values; `hint` says how to fix a missing column.
+    fn column(&self, name: &str, hint: &str, notes: &mut Vec<String>) -> Result<usize, DataError> {
+        let matches: Vec<usize> = (0..self.headers.len())
+            .filter(|&i| self.headers[i].eq_ignore_ascii_case(name))
+            .collect();
+        let Some(&first) = matches.first() else {
+            return Err(self.invalid(format!("column `{name}` not found (found: {}); {hint}", self.found())));
+        };
+        for &other in &matches[1..] {
+            let differs = self.rows.iter().position(|row| {
+                let (a, b) = (&row[first], &row[other]);
+                a != b && !matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+            });
+            if let Some(row) = differs {
+                return Err(self.invalid(format!(
+                    "columns `{}` and `{}` both match `{name}` but differ at line {} ({} vs {}); remove one of them",
+                    self.headers[first],
+                    self.headers[other],
+                    Self::line(row),
+                    self.rows[row][first],
+                    self.rows[row][other]
+                )));
+            }
+            notes.push(format!(
+                "columns `{}` and `{}` both match `{name}` and hold the same values; using `{}`",
+                self.headers[first], self.headers[other], self.headers[first]
+            ));
+        }
+        Ok(first)
+    }
+
+    fn timestamp_column(&self, requested: Option<&str>, notes: &mut Vec<String>) -> Result<usize, DataError> {
+        if let Some(name) = requested {
+            return self.column(name, "pass the right `--timestamp-column`", notes);
+        }
+        if let Some(name) = TIMESTAMP_NAMES
+            .iter()
+            .find(|n| self.headers.iter().any(|h| h.eq_ignore_ascii_case(n)))
+        {
+            return self.column(name, "", notes);
+        }
+        if self.headers[0].is_empty() {
+            return Ok(0);
+        }
+        Err(self.invalid(format!(
+            "no timestamp column (looked for {} or an unnamed first column; found: {}); pass `--timestamp-column <name>`",
+            TIMESTAMP_NAMES.join(", "),
+            self.found()
+        )))
+    }
+}
+
+/// Parses a numeric cell; empty, `nan`, `null`, `na`, `none` are missing.
+fn parse_value(cell: &str) -> Option<f64> {
+    match cell.to_ascii_lowercase().as_str() {
+        "" | "nan" | "null" | "na" | "n/a" | "none" => Some(f64::NAN),
+        other => other.parse::<f64>().ok(),
+    }
+}
+
+/// Rows of one series before regularisation: (timestamp, file row index).
+struct RawSeries {
+    id: Option<String>,
+    rows: Vec<(i64, usize)>,
+}
+
+/// Reads `path` into regular series.
+///
+/// # Errors
+/// [`DataError`] naming file, line and column for unreadable files, missing or colliding
+/// columns, unparseable timestamps or numbers, duplicate timestamps, and series shorter than
+/// [`MIN_ROWS`].
+pub fn load_csv(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
+    let table = Table::read(path)?;
+    let mut notes = Vec::new();
+    if table.rows.is_empty() {
+        return Err(table.invalid("the file has a header but no data rows".into()));
+    }
+    let ts_col = table.timestamp_column(options.timestamp_column.as_deref(), &mut notes)?;
+    let value_cols: Vec<usize> = options
+        .columns
+        .iter()
+        .map(|c| table.column(c, "pass `--target <column>` with one of the columns above", &mut notes))
+        .collect::<Result<_, _>>()?;
+    let id_col = match &options.id_column {
+        IdColumn::None => None,
+        IdColumn::Named(name) => Some(table.column(name, "pass the right `--id-column`", &mut notes)?),
+        IdColumn::Auto => ID_NAMES
+            .iter()
+            .find_map(|n| table.headers.iter().position(|h| h.eq_ignore_ascii_case(n))),
+    };
+
+    // Parse timestamps and group rows by id in order of first appearance.
+    let mut style = None;
+    let mut groups: Vec<RawSeries> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (row, cells) in table.rows.iter().enumerate() {
+        let cell = &cells[ts_col];
+        let (t, row_style) = parse_timestamp(cell).ok_or_else(|| {
+            table.invalid(format!(
+                "line {}: cannot read timestamp `{cell}` in column `{}`; expected e.g. 2024-01-31 or 2024-01-31 09:30:00",
+                Table::line(row),
+                table.headers[ts_col]
+            ))
+        })?;
+        style = Some(match (style, row_style) {
+            (Some(TimestampStyle::Date), TimestampStyle::Date) | (None, _) => row_style,
+            (Some(previous), TimestampStyle::Date) => previous,
+            (Some(_), other) => other,
+        });
+        let id = id_col.map(|c| cells[c].clone());
+        let key = id.clone().unwrap_or_default();
+        let slot = *index.entry(key).or_insert_with(|| {
+            groups.push(RawSeries { id, rows: Vec::new() });
+            groups.len() - 1
+        });
+        groups[slot].rows.push((t, row));
+    }
+    let style = style.unwrap_or(TimestampStyle::Date);
+    if let Some(c) = id_col {
+        if groups.len() > 1 {
+            notes.push(format!("{} series by column `{}`", groups.len(), table.headers[c]));
+        }
+    }
+
+    let mut report = LoadReport {
+        rows: table.rows.len(),
+        ..LoadReport::default()
+    };
+    let mut series = Vec::with_capacity(groups.len());
+    for group in groups {
+        series.push(build_series(
+            &table,
+            group,
+            &value_cols,
+            options,
+            &mut report,
+            &mut notes,
+        )?);
+    }
+    report.notes = notes;
+    Ok(Dataset {
+        path: path.to_path_buf(),
+        series,
+        style,
+        report,
+    })
+}
+
+/// Sorts, de-duplicates, parses values and regularises one series.
+fn build_series(
+    table: &Table,
+    mut group: RawSeries,
+    value_cols: &[usize],
+    options: &LoadOptions,
+    report: &mut LoadReport,
+    notes: &mut Vec<String>,
+) -> Result<Series, DataError> {
+    let label = group
+        .id
+        .as_deref()
+        .map(|id| format!("series `{id}`: "))
+        .unwrap_or_default();
+    if group.rows.windows(2).any(|w| w[1].0 < w[0].0) {
+        let newest_first = group.rows.windows(2).all(|w| w[1].0 <= w[0].0);
+        group.rows.sort_by_key(|&(t, row)| (t, row));
+        notes.push(format!(
+            "{label}sorted {} rows by time ({})",
+            group.rows.len(),
+            if newest_first {
+                "the file is newest-first"
+            } else {
+                "the file was out of order"
+            }
+        ));
+    }
+    // Duplicate timestamps: after the stable sort, equal times are adjacent in file order.
+    let duplicates: Vec<(usize, usize)> = group
+        .rows
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| (Table::line(w[0].1), Table::line(w[1].1)))
+        .collect();
+    if !duplicates.is_empty() {
+        if options.duplicates == Duplicates::Error {
+            let shown: Vec<String> = duplicates
+                .iter()
+                .take(5)
+                .map(|(a, b)| format!("lines {a} and {b}"))
+                .collect();
+            return Err(table.invalid(format!(
+                "{label}{} duplicate timestamp(s): {}{}; remove them or pass `--keep-last`",
+                duplicates.len(),
+                shown.join(", "),
+                if duplicates.len() > 5 { ", ..." } else { "" }
+            )));
+        }
+        let before = group.rows.len();
+        group.rows.reverse();
+        group.rows.dedup_by_key(|r| r.0);
+        group.rows.reverse();
+        report.duplicates_dropped += before - group.rows.len();
+        notes.push(format!(
+            "{label}dropped {} duplicate row(s), kept the last of each",
+            before - group.rows.len()
+        ));
+    }
+    if group.rows.len() < MIN_ROWS {
+        return Err(table.invalid(format!(
+            "{label}{} row(s); at least {MIN_ROWS} are needed to infer the time step",
+            group.rows.len()
+        )));
+    }
+    let mut columns = Vec::with_capacity(value_cols.len());
+    for (&col, name) in value_cols.iter().zip(&options.columns) {
+        let values = group
+            .rows
+            .iter()
+            .map(|&(_, row)| {
+                let cell = &table.rows[row][col];
+                parse_value(cell).ok_or_else(|| {
+                    table.invalid(format!(
+                        "line {}, column `{}`: `{cell}` is not a number",
+                        Table::line(row),
+                        table.headers[col]
+                    ))
+                })
+            })
+            .collect::<Result<Vec<f64>, _>>()?;
+        columns.push((name.clone(), values));
+    }
+    let timestamps: Vec<i64> = group.rows.iter().map(|r| r.0).collect();
+    let step = most_common_step(&timestamps).expect("at least MIN_ROWS distinct timestamps");
+    let weekdays_only = step <= 86_400 && !timestamps.iter().any(|&t| is_weekend(t));
+    let mut series = Series {
+        id: group.id,
+        timestamps,
+        columns,
+        calendar: Calendar { step, weekdays_only },
+        filled: 0,
+    };
+    if options.gaps == Gaps::ForwardFill {
+        forward_fill(table, &mut series, &label)?;
+        report.bars_filled += series.filled;
+        if series.filled > 0 {
+            notes.push(format!(
+                "{label}forward-filled {} missing bar(s) to a regular {} calendar",
+                series.filled,
+                series.calendar.step_name()
+            ));
+        }
+    } else {
+        let gaps = series
+            .timestamps
+            .windows(2)
+            .filter(|w| series.calendar.next(w[0]) != w[1])
+            .count();
+        if gaps > 0 {
+            notes.push(format!(
+                "{label}{gaps} gap(s) in the {} calendar (weekends, holidays, outages) are treated as consecutive bars; pass `--fill forward` to fill them",
+                series.calendar.step_name()
+            ));
+        }
+    }
+    Ok(series)
+}
+
+/// Reindexes `series` to every step between its first and last bar, repeating the previous
+/// bar's values into the missing ones.
+fn forward_fill(table: &Table, series: &mut Series, label: &str) -> Result<(), DataError> {
+    let step = series.calendar.step;
+    let first = series.timestamps[0];
+    if let Some(w) = series.timestamps.windows(2).find(|w| (w[1] - w[0]) % step != 0) {
+        return Err(table.invalid(format!(
+            "{label}the bar at {} is not on the {}-second grid of the other bars; cannot forward-fill, use the trading-day index instead",
+            format_timestamp(w[1], TimestampStyle::DateTime),
+            step
+        )));
+    }
+    let total = ((series.timestamps[series.timestamps.len() - 1] - first) / step) as usize + 1;
+    let mut timestamps = Vec::with_capacity(total);
+    let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(total); series.columns.len()];
+    let mut source = 0;
+    for k in 0..total {
+        let t = first + k as i64 * step;
+        if series.timestamps[source] == t {
+            for (out, (_, values)) in columns.iter_mut().zip(&series.columns) {
+                out.push(values[source]);
+            }
+            source = (source + 1).min(series.timestamps.len() - 1);
+        } else {
+            for out in columns.iter_mut() {
+                let last = *out.last().expect("the first bar is always present");
+                out.push(last);
+            }
+            series.filled += 1;
+        }
+        timestamps.push(t);
+    }
+    series.timestamps = timestamps;
+    for ((_, values), filled) in series.columns.iter_mut().zip(columns) {
+        *values = filled;
+    }
+    series.calendar.weekdays_only = false;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prices.csv");
+        std::fs::write(&path, text).unwrap();
+        load_csv(&path, options)
+    }
+
+    fn close() -> LoadOptions {
+        LoadOptions::columns(&["close"])
+    }
+
+    #[test]
+    fn unnamed_first_column_and_case_insensitive_match() {
+        let data = load(
+            ",Open,Close\n2024-01-01,1,2\n2024-01-02,3,4\n2024-01-03,5,6\n",
+            &close(),
+        )
+        .unwrap();
+        assert_eq!(data.series[0].column("close").unwrap(), &[2.0, 4.0, 6.0]);
+        assert_eq!(data.style, TimestampStyle::Date);
+    }
+
+    #[test]
+    fn colliding_columns_must_agree() {
+        let same = "Date,Close,close\n2024-01-01,1,1.0\n2024-01-02,2,2\n2024-01-03,3,3\n";
+        let data = load(same, &close()).unwrap();
+        assert!(data.report.notes.iter().any(|n| n.contains("hold the same values")));
+        let differ = "Date,Close,close\n2024-01-01,1,1\n2024-01-02,2,9\n2024-01-03,3,3\n";
+        let msg = load(differ, &close()).unwrap_err().to_string();
+        assert!(
+            msg.contains("`Close` and `close`") && msg.contains("line 3") && msg.contains("2 vs 9"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_column_lists_what_was_found() {
+        let msg = load("Date,Open\n2024-01-01,1\n2024-01-02,2\n2024-01-03,3\n", &close())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("prices.csv") && msg.contains("column `close` not found (found: Date, Open)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_errors_unless_keep_last() {
+        let text = "Date,Close\n2024-01-01,1\n2024-01-02,2\n2024-01-02,5\n2024-01-03,3\n";
+        let msg = load(text, &close()).unwrap_err().to_string();
+        assert!(
+            msg.contains("duplicate timestamp") && msg.contains("lines 3 and 4") && msg.contains("--keep-last"),
+            "{msg}"
+        );
+        let mut options = close();
+        options.duplicates = Duplicates::KeepLast;
+        let data = load(text, &options).unwrap();
+        assert_eq!(data.series[0].column("close").unwrap(), &[1.0, 5.0, 3.0]);
+        assert_eq!(data.report.duplicates_dropped, 1);
+    }
+
+    #[test]
+    fn bad_cells_name_line_and_column() {
+        let msg = load("Date,Close\n2024-01-01,1\n2024-01-02,abc\n2024-01-03,3\n", &close())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 3, column `Close`: `abc` is not a number"), "{msg}");
+        let msg = load("Date,Close\n2024-01-01,1\nsoon,2\n2024-01-03,3\n", &close())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 3: cannot read timestamp `soon`"), "{msg}");
+        let msg = load("Date,Close\n2024-01-01,1\n2024-01-02\n", &close())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 3: 1 fields, but the header has 2"), "{msg}");
+    }
+
+    #[test]
+    fn empty_cells_are_missing_values_and_short_series_are_refused() {
+        let data = load("Date,Close\n2024-01-01,1\n2024-01-02,\n2024-01-03,NaN\n", &close()).unwrap();
+        let values = data.series[0].column("close").unwrap();
+        assert!(values[1].is_nan() && values[2].is_nan());
+        let msg = load("Date,Close\n2024-01-01,1\n2024-01-02,2\n", &close())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("2 row(s); at least 3"), "{msg}");
+        assert!(load("Date,Close\n", &close())
+            .unwrap_err()
+            .to_string()
+            .contains("no data rows"));
+    }
+
+    #[test]
+    fn weekend_gaps_forward_fill_or_trading_days() {
+        // Thu, Fri, Mon, Tue.
+        let text = "Date,Close\n2024-01-04,1\n2024-01-05,2\n2024-01-08,3\n2024-01-09,4\n";
+        let data = load(text, &close()).unwrap();
+        let series = &data.series[0];
+        assert_eq!(series.len(), 4);
+        assert!(series.calendar.weekdays_only);
+        let future = series.calendar.future(*series.timestamps.last().unwrap(), 1);
+        assert_eq!(format_timestamp(future[0], data.style), "2024-01-10");
+        let mut options = close();
+        options.gaps = Gaps::ForwardFill;
+        let filled = load(text, &options).unwrap();
+        assert_eq!(
+            filled.series[0].column("close").unwrap(),
+            &[1.0, 2.0, 2.0, 2.0, 3.0, 4.0]
+        );
+        assert_eq!(filled.report.bars_filled, 2);
+    }
+
+    #[test]
+    fn long_format_splits_by_id_and_sorts_each() {
+        let text = "symbol,timestamp,close\nB,2024-01-02,20\nA,2024-01-01,1\nB,2024-01-01,10\nA,2024-01-02,2\nA,2024-01-03,3\nB,2024-01-03,30\n";
+        let data = load(text, &close()).unwrap();
+        assert_eq!(data.series.len(), 2);
+        assert_eq!(data.series[0].id.as_deref(), Some("B"));
+        assert_eq!(data.series[0].column("close").unwrap(), &[10.0, 20.0, 30.0]);
+        assert_eq!(data.series[1].column("close").unwrap(), &[1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn unreadable_file_is_an_io_error() {
+        let msg = load_csv(Path::new("/nonexistent/prices.csv"), &close())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("/nonexistent/prices.csv"), "{msg}");
+    }
+}

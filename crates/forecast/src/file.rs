@@ -1,0 +1,216 @@
+//! Forecasting the series of a data file: what `chronos2 forecast` runs.
+//!
+//! Each series of the file becomes one task: its target columns forecast jointly as one
+//! multivariate group (the default; OHLC as a 4-variate task, as the original system did), or
+//! each column as its own univariate task. Future timestamps follow the series' calendar.
+
+use std::path::Path;
+
+use chronos2_data::{format_timestamp, load_csv, Dataset, LoadOptions};
+
+use crate::error::ForecastError;
+use crate::levels::{at_levels, outside_trained_range};
+use crate::pipeline::{predict, Forecaster, PredictOptions};
+use crate::task::Task;
+
+/// A requested quantile level and the label the user wrote for it (kept for output keys).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantileLevel {
+    /// As written, e.g. `0.10`.
+    pub label: String,
+    /// The level.
+    pub level: f32,
+}
+
+/// Parses `0.1,0.5,0.9`.
+///
+/// # Errors
+/// [`ForecastError::Input`] naming the item that is not a level in (0, 1).
+pub fn parse_quantile_levels(text: &str) -> Result<Vec<QuantileLevel>, ForecastError> {
+    let levels = text
+        .split(',')
+        .map(|item| {
+            let label = item.trim().to_string();
+            match label.parse::<f32>() {
+                Ok(level) if level > 0.0 && level < 1.0 => Ok(QuantileLevel { label, level }),
+                _ => Err(ForecastError::Input(format!(
+                    "cannot read quantile level `{label}`: expected numbers strictly between 0 and 1 separated by commas, e.g. 0.1,0.5,0.9"
+                ))),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if levels.is_empty() {
+        return Err(ForecastError::Input("no quantile levels given".into()));
+    }
+    Ok(levels)
+}
+
+/// Expands `ohlc` to `open,high,low,close`; splits comma lists.
+pub fn parse_targets(text: &str) -> Vec<String> {
+    text.split(',')
+        .flat_map(|t| match t.trim().to_ascii_lowercase().as_str() {
+            "ohlc" => vec!["open".to_string(), "high".into(), "low".into(), "close".into()],
+            _ => vec![t.trim().to_string()],
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// What to forecast from a file.
+#[derive(Clone, Debug)]
+pub struct FileRequest {
+    /// Target columns (case-insensitive).
+    pub targets: Vec<String>,
+    /// Forecast the targets of a series jointly (one group) rather than independently.
+    pub joint: bool,
+    /// Horizon in bars.
+    pub horizon: usize,
+    /// Context cut (default: the model's context length).
+    pub context_length: Option<usize>,
+    /// Requested levels.
+    pub quantiles: Vec<QuantileLevel>,
+    /// Rows per model call.
+    pub batch_size: usize,
+    /// One group for each whole batch.
+    pub cross_learning: bool,
+    /// How to read the file.
+    pub load: LoadOptions,
+}
+
+/// The forecast of one target of one series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesForecast {
+    /// Series id (the file name for single-series files).
+    pub item_id: String,
+    /// Target column, as requested.
+    pub target_name: String,
+    /// Future timestamps, in the file's style.
+    pub timestamps: Vec<String>,
+    /// The median (the reference's "mean").
+    pub mean: Vec<f32>,
+    /// One series per requested level, in request order.
+    pub quantiles: Vec<Vec<f32>>,
+}
+
+/// Everything `chronos2 forecast` reports.
+#[derive(Clone, Debug)]
+pub struct FileForecast {
+    /// The loaded data (for its report).
+    pub data: Dataset,
+    /// Forecasts, series by series, target by target.
+    pub forecasts: Vec<SeriesForecast>,
+    /// Requested levels.
+    pub levels: Vec<QuantileLevel>,
+    /// Warnings (clamped levels, long horizon, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Loads `path` and forecasts every series in it.
+///
+/// # Errors
+/// [`ForecastError::Data`] for unreadable data, [`ForecastError::Input`] for bad options.
+pub fn forecast_file(
+    model: &dyn Forecaster,
+    path: &Path,
+    request: &FileRequest,
+) -> Result<FileForecast, ForecastError> {
+    if request.horizon == 0 {
+        return Err(ForecastError::Input("--horizon must be at least 1".into()));
+    }
+    if request.targets.is_empty() {
+        return Err(ForecastError::Input("no target column given".into()));
+    }
+    let mut load = request.load.clone();
+    load.columns = request.targets.clone();
+    let data = load_csv(path, &load)?;
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "series".to_string(), |s| s.to_string_lossy().into_owned());
+
+    let mut tasks = Vec::new();
+    // (series index, target index) of each task's first target, and its target count.
+    let mut owners = Vec::new();
+    for (s, series) in data.series.iter().enumerate() {
+        let rows: Vec<Vec<f32>> = series
+            .columns
+            .iter()
+            .map(|(_, v)| v.iter().map(|&x| x as f32).collect())
+            .collect();
+        if request.joint {
+            tasks.push(Task::multivariate(rows));
+            owners.push((s, 0, request.targets.len()));
+        } else {
+            for (t, row) in rows.into_iter().enumerate() {
+                tasks.push(Task::univariate(row));
+                owners.push((s, t, 1));
+            }
+        }
+    }
+    let mut options = PredictOptions::new(request.horizon);
+    options.batch_size = request.batch_size;
+    options.context_length = request.context_length;
+    options.cross_learning = request.cross_learning;
+    let prediction = predict(model, &tasks, &options)?;
+    let config = model.config();
+    let levels: Vec<f32> = request.quantiles.iter().map(|q| q.level).collect();
+    let mut warnings = prediction.warnings;
+    if outside_trained_range(&levels, &config.quantiles) {
+        warnings.push(format!(
+            "quantile levels outside [{}, {}] are clamped to the outermost trained levels",
+            config.quantiles[0],
+            config.quantiles[config.quantiles.len() - 1]
+        ));
+    }
+    let median = config.median_index().ok_or_else(|| {
+        ForecastError::Input("the model has no 0.5 quantile level to use as the point forecast".into())
+    })?;
+    let mut forecasts = Vec::new();
+    for (forecast, &(s, first_target, count)) in prediction.forecasts.iter().zip(&owners) {
+        let series = &data.series[s];
+        let read = at_levels(forecast, &config.quantiles, &levels, median);
+        let last = *series.timestamps.last().expect("series have at least MIN_ROWS bars");
+        let timestamps: Vec<String> = series
+            .calendar
+            .future(last, request.horizon)
+            .into_iter()
+            .map(|t| format_timestamp(t, data.style))
+            .collect();
+        for k in 0..count {
+            forecasts.push(SeriesForecast {
+                item_id: series.label(&stem),
+                target_name: request.targets[first_target + k].clone(),
+                timestamps: timestamps.clone(),
+                mean: read.median(k).to_vec(),
+                quantiles: (0..levels.len()).map(|l| read.series(k, l)).collect(),
+            });
+        }
+    }
+    Ok(FileForecast {
+        data,
+        forecasts,
+        levels: request.quantiles.clone(),
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_syntax() {
+        let levels = parse_quantile_levels("0.1, 0.50,0.9").unwrap();
+        assert_eq!(levels[1].label, "0.50");
+        assert_eq!(levels[1].level, 0.5);
+        let msg = parse_quantile_levels("0.1;0.9").unwrap_err().to_string();
+        assert!(msg.contains("`0.1;0.9`"), "{msg}");
+        assert!(parse_quantile_levels("1.5").is_err());
+        assert!(parse_quantile_levels("0.1,,0.9").is_err());
+    }
+
+    #[test]
+    fn ohlc_expands() {
+        assert_eq!(parse_targets("OHLC"), ["open", "high", "low", "close"]);
+        assert_eq!(parse_targets("close, volume"), ["close", "volume"]);
+    }
+}
