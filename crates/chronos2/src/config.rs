@@ -515,7 +515,7 @@ mod tests {
     fn rejects_missing_context_length_and_zero_sizes() {
         let mut json = real_json();
         json["chronos_config"].as_object_mut().unwrap().remove("context_length");
-        assert!(error_of(json).contains("chronos_config.context_length is missing"));
+        assert!(error_of(json).contains("`chronos_config.context_length` is missing"));
         let mut json = real_json();
         json["num_heads"] = 0.into();
         assert!(error_of(json).contains("num_heads"));
