@@ -616,6 +616,9 @@ def main():
     model.eval()
     # keep the config consistent (same bookkeeping as fit)
     model.config.chronos_config = model.chronos_config.__dict__
+    # like amazon/chronos-2's config.json: lets `BaseChronosPipeline.from_pretrained` (chronos.__init__)
+    # dispatch to Chronos2Pipeline; without it, it falls back to the T5 `ChronosPipeline`.
+    model.config.chronos_pipeline_class = "Chronos2Pipeline"
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     Chronos2Pipeline(model=model).save_pretrained(out)
@@ -623,7 +626,10 @@ def main():
     log(f"saved {out} (model.safetensors {size} bytes)")
 
     # check that the reference loads it back and predicts
-    pipe2 = Chronos2Pipeline.from_pretrained(out)
+    from chronos import BaseChronosPipeline
+
+    pipe2 = BaseChronosPipeline.from_pretrained(out)
+    assert isinstance(pipe2, Chronos2Pipeline), type(pipe2)
     q, _ = pipe2.predict_quantiles([torch.arange(100, dtype=torch.float32)], prediction_length=16)
     log(f"reload OK; median forecast of 0..99: {q[0][0, :4, 4].tolist()}")
 

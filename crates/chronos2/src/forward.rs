@@ -83,16 +83,16 @@ pub fn denormalize(y: f32, ls: LocScale, use_arcsinh: bool) -> f32 {
     z * ls.scale + ls.loc
 }
 
-/// End-aligned time encoding of `patches` patches of `p` steps: `arange(-patches·p, 0) / scale`,
-/// so the last step is always `-1/scale`.
-pub fn context_time_encoding(patches: usize, p: usize, scale: usize) -> Vec<f32> {
-    let total = (patches * p) as i64;
-    (-total..0).map(|t| t as f32 / scale as f32).collect()
+/// End-aligned time encoding of the context step `steps_before_end` steps before the end
+/// (1 = the last step): the reference's `arange(-N·P, 0) / scale`, so the last step is always
+/// `-1/scale` whatever the padding.
+pub fn context_time(steps_before_end: usize, scale: usize) -> f32 {
+    -(steps_before_end as f32) / scale as f32
 }
 
-/// Time encoding of the future steps: `arange(0, patches·p) / scale`.
-pub fn future_time_encoding(patches: usize, p: usize, scale: usize) -> Vec<f32> {
-    (0..patches * p).map(|t| t as f32 / scale as f32).collect()
+/// Time encoding of future step `step` (0 = the first): `arange(0, M·P) / scale`.
+pub fn future_time(step: usize, scale: usize) -> f32 {
+    step as f32 / scale as f32
 }
 
 /// The patched context of a batch, ready for the input embedding.
@@ -107,7 +107,14 @@ struct PatchedContext {
     patches: usize,
 }
 
-/// Truncates, normalises and patches the context (`_prepare_patched_context`).
+/// Context patches N for a context of `length` steps (after truncation to `context_length`).
+pub fn context_patches(config: &Config, length: usize) -> usize {
+    length.min(config.context_length).div_ceil(config.patch_size)
+}
+
+/// Truncates, normalises and patches the context into caller-provided buffers
+/// (`_prepare_patched_context`): `features` `(B·N, 3P)`, `patch_mask` `(B, N)`, `stats` `(B)`.
+/// Every element of the buffers is written.
 ///
 /// Rows are cut to their last `context_length` values, normalised over the whole cut row,
 /// left-padded with NaN to a multiple of P, and every unobserved value is set to 0.
@@ -115,49 +122,76 @@ struct PatchedContext {
 /// # Errors
 /// [`Error::Input`] if an explicit mask marks a NaN value as observed (the reference would
 /// silently return NaN forecasts).
-fn patch_context(config: &Config, input: &ModelInput) -> Result<PatchedContext, Error> {
+///
+/// # Panics
+/// If a buffer has the wrong length.
+pub fn patch_context_into(
+    config: &Config,
+    input: &ModelInput,
+    features: &mut [f32],
+    patch_mask: &mut [f32],
+    stats: &mut [LocScale],
+) -> Result<(), Error> {
     let (b, full) = (input.rows(), input.length());
     let t = full.min(config.context_length);
     let skip = full - t;
     let p = config.patch_size;
     let n = t.div_ceil(p);
     let pad = n * p - t;
-    let time = context_time_encoding(n, p, config.time_encoding_scale);
-    let mut features = vec![0.0f32; b * n * 3 * p];
-    let mut patch_mask = vec![0.0f32; b * n];
-    let mut stats = Vec::with_capacity(b);
+    assert_eq!(features.len(), b * n * 3 * p, "patch_context_into: features buffer");
+    assert_eq!(
+        (patch_mask.len(), stats.len()),
+        (b * n, b),
+        "patch_context_into: mask/stats buffers"
+    );
     for row in 0..b {
         let values = &input.context()[row * full + skip..(row + 1) * full];
         let ls = loc_scale(values);
-        stats.push(ls);
+        stats[row] = ls;
         for patch in 0..n {
             let out = &mut features[(row * n + patch) * 3 * p..][..3 * p];
-            out[..p].copy_from_slice(&time[patch * p..(patch + 1) * p]);
             let mut observed = 0.0f32;
             for i in 0..p {
+                // End-aligned time encoding: arange(-N·P, 0) / time_encoding_scale.
+                out[i] = context_time((n - patch) * p - i, config.time_encoding_scale);
                 let Some(step) = (patch * p + i).checked_sub(pad) else {
-                    continue; // left padding: value 0, mask 0
+                    out[p + i] = 0.0; // left padding: value 0, mask 0
+                    out[2 * p + i] = 0.0;
+                    continue;
                 };
                 let value = values[step];
                 let mask = match input.context_mask() {
                     Some(m) => m[row * full + skip + step],
                     None => f32::from(!value.is_nan()),
                 };
-                if mask > 0.0 {
+                out[p + i] = if mask > 0.0 {
                     if value.is_nan() {
                         return Err(Error::Input(format!(
                             "context row {row} step {} is NaN but context_mask marks it observed",
                             skip + step
                         )));
                     }
-                    out[p + i] = normalize(value, ls, config.use_arcsinh);
-                }
+                    normalize(value, ls, config.use_arcsinh)
+                } else {
+                    0.0
+                };
                 out[2 * p + i] = mask;
                 observed += mask;
             }
             patch_mask[row * n + patch] = f32::from(observed > 0.0);
         }
     }
+    Ok(())
+}
+
+/// [`patch_context_into`] with fresh buffers.
+fn patch_context(config: &Config, input: &ModelInput) -> Result<PatchedContext, Error> {
+    let (b, p) = (input.rows(), config.patch_size);
+    let n = context_patches(config, input.length());
+    let mut features = vec![0.0f32; b * n * 3 * p];
+    let mut patch_mask = vec![0.0f32; b * n];
+    let mut stats = vec![LocScale { loc: 0.0, scale: 1.0 }; b];
+    patch_context_into(config, input, &mut features, &mut patch_mask, &mut stats)?;
     Ok(PatchedContext {
         features,
         patch_mask,
@@ -166,21 +200,28 @@ fn patch_context(config: &Config, input: &ModelInput) -> Result<PatchedContext, 
     })
 }
 
-/// Features of the M future patches (`_prepare_patched_future`), `(B·M, 3P)`.
+/// Features of the M future patches into `features` `(B·M, 3P)` (`_prepare_patched_future`).
+/// Every element is written.
 ///
 /// Known covariates are normalised with the context's loc/scale; unknown steps and the right
 /// padding up to `M·P` get value 0 and mask 0.
 ///
 /// # Errors
 /// [`Error::Input`] if a value marked known (by an explicit mask) is NaN.
-fn patch_future(config: &Config, input: &ModelInput, stats: &[LocScale]) -> Result<Vec<f32>, Error> {
+///
+/// # Panics
+/// If the buffer has the wrong length.
+pub fn patch_future_into(
+    config: &Config,
+    input: &ModelInput,
+    stats: &[LocScale],
+    features: &mut [f32],
+) -> Result<(), Error> {
     let (b, m, p) = (input.rows(), input.num_output_patches(), config.patch_size);
-    let time = future_time_encoding(m, p, config.time_encoding_scale);
-    let mut features = vec![0.0f32; b * m * 3 * p];
+    assert_eq!(features.len(), b * m * 3 * p, "patch_future_into: features buffer");
     for row in 0..b {
         for patch in 0..m {
-            let out = &mut features[(row * m + patch) * 3 * p..][..3 * p];
-            out[..p].copy_from_slice(&time[patch * p..(patch + 1) * p]);
+            empty_future_patch(&mut features[(row * m + patch) * 3 * p..][..3 * p], patch, config);
         }
         let Some((values, f)) = input.future_covariates() else {
             continue;
@@ -202,6 +243,25 @@ fn patch_future(config: &Config, input: &ModelInput, stats: &[LocScale]) -> Resu
             out[2 * p + i] = mask;
         }
     }
+    Ok(())
+}
+
+/// The features `[time (P), values 0 (P), mask 0 (P)]` of future patch `patch` without known
+/// covariates; the same for every row.
+pub fn empty_future_patch(out: &mut [f32], patch: usize, config: &Config) {
+    let p = config.patch_size;
+    let (time, rest) = out.split_at_mut(p);
+    for (i, slot) in time.iter_mut().enumerate() {
+        // Future time encoding: arange(0, M·P) / time_encoding_scale.
+        *slot = future_time(patch * p + i, config.time_encoding_scale);
+    }
+    rest.fill(0.0);
+}
+
+/// [`patch_future_into`] with a fresh buffer.
+fn patch_future(config: &Config, input: &ModelInput, stats: &[LocScale]) -> Result<Vec<f32>, Error> {
+    let mut features = vec![0.0f32; input.rows() * input.num_output_patches() * 3 * config.patch_size];
+    patch_future_into(config, input, stats, &mut features)?;
     Ok(features)
 }
 
@@ -518,9 +578,11 @@ mod tests {
 
     #[test]
     fn time_encoding_is_end_aligned() {
-        let t = context_time_encoding(2, 2, 8);
+        // Two patches of 2 steps, scale 8: arange(-4, 0) / 8.
+        let t: Vec<f32> = (1..=4).rev().map(|k| context_time(k, 8)).collect();
         assert_eq!(t, [-0.5, -0.375, -0.25, -0.125]);
-        assert_eq!(future_time_encoding(1, 3, 8), [0.0, 0.125, 0.25]);
+        let f: Vec<f32> = (0..3).map(|k| future_time(k, 8)).collect();
+        assert_eq!(f, [0.0, 0.125, 0.25]);
     }
 
     #[test]

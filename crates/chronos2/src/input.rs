@@ -113,6 +113,11 @@ impl ModelInput {
         self.context_mask.as_deref()
     }
 
+    /// Group ids as given, if any (without allocating).
+    pub fn explicit_group_ids(&self) -> Option<&[i64]> {
+        self.group_ids.as_deref()
+    }
+
     /// Group ids (default: `0..B`, every row alone).
     pub fn group_ids(&self) -> Vec<i64> {
         self.group_ids

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod ops;
+pub mod packed;
 
 /// How many threads a kernel may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,322 @@
+//! Execution settings: eager or compiled, the compile mode, the backend, the dtype and the
+//! thread count, from command-line flags and the original system's environment variables
+//! (`TORCH_COMPILED`, `CHRONOS_COMPILE`, `CHRONOS_COMPILE_MODE`, `CHRONOS_COMPILE_BACKEND`,
+//! `CHRONOS_DTYPE`). Flags beat variables; unknown values are errors.
+
+use std::fmt;
+
+use crate::EngineError;
+
+/// Eager (op by op, the reference path) or compiled (planned, fused, preallocated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The readable reference path.
+    Eager,
+    /// The planned engine.
+    Compiled,
+}
+
+/// What `CHRONOS_COMPILE_MODE` means in our engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompileMode {
+    /// Plans built on first use, at most [`CompileMode::plan_cache_limit`] kept (least
+    /// recently used evicted), so memory stays bounded when shapes vary.
+    Default,
+    /// Every plan kept: no call after warm-up ever re-plans (static buffers, like CUDA graphs).
+    ReduceOverhead,
+    /// As `ReduceOverhead`, and each plan times its GEMMs single- and multi-threaded at build
+    /// time and keeps the faster choice per layer shape.
+    MaxAutotune,
+}
+
+impl CompileMode {
+    /// Most plans kept at once.
+    pub fn plan_cache_limit(self) -> usize {
+        match self {
+            Self::Default => 4,
+            Self::ReduceOverhead | Self::MaxAutotune => usize::MAX,
+        }
+    }
+
+    /// The variable's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::ReduceOverhead => "reduce-overhead",
+            Self::MaxAutotune => "max-autotune",
+        }
+    }
+}
+
+/// Resolved execution settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Eager or compiled.
+    pub mode: Mode,
+    /// Compile mode (used when compiled).
+    pub compile_mode: CompileMode,
+    /// Backend name (`cpu`).
+    pub backend: String,
+    /// Worker threads (0 = all cores).
+    pub threads: usize,
+    /// Notes about how the settings were resolved (aliases, defaults).
+    pub notes: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Eager,
+            compile_mode: CompileMode::ReduceOverhead,
+            backend: "cpu".into(),
+            threads: 0,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// The settings as given on the command line (each overrides its variable).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettingsFlags {
+    /// `--mode eager|compiled`.
+    pub mode: Option<String>,
+    /// `--compile-mode`.
+    pub compile_mode: Option<String>,
+    /// `--backend`.
+    pub backend: Option<String>,
+    /// `--dtype`.
+    pub dtype: Option<String>,
+    /// `--threads`.
+    pub threads: Option<usize>,
+}
+
+fn parse_switch(name: &str, value: &str) -> Result<bool, EngineError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(EngineError::Settings(format!(
+            "{name}={value:?} is not understood; use 1/true/yes/on for compiled or 0/false/no/off for eager"
+        ))),
+    }
+}
+
+impl Settings {
+    /// Resolves flags over the process environment.
+    ///
+    /// # Errors
+    /// [`EngineError::Settings`] for an unknown value, naming the flag or variable.
+    pub fn resolve(flags: &SettingsFlags) -> Result<Self, EngineError> {
+        Self::resolve_with(flags, |name| std::env::var(name).ok())
+    }
+
+    /// Resolves flags over the variables `env` returns (testable without touching the
+    /// process environment).
+    ///
+    /// # Errors
+    /// [`EngineError::Settings`] for an unknown value, naming the flag or variable.
+    pub fn resolve_with(flags: &SettingsFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, EngineError> {
+        let mut settings = Settings::default();
+        settings.mode = match &flags.mode {
+            Some(mode) => match mode.to_ascii_lowercase().as_str() {
+                "eager" => Mode::Eager,
+                "compiled" | "compile" => Mode::Compiled,
+                _ => {
+                    return Err(EngineError::Settings(format!(
+                        "unknown --mode `{mode}`; expected eager or compiled"
+                    )))
+                }
+            },
+            None => match (env("TORCH_COMPILED"), env("CHRONOS_COMPILE")) {
+                (Some(v), _) => {
+                    if parse_switch("TORCH_COMPILED", &v)? {
+                        Mode::Compiled
+                    } else {
+                        Mode::Eager
+                    }
+                }
+                (None, Some(v)) => {
+                    settings
+                        .notes
+                        .push("CHRONOS_COMPILE is the legacy name of TORCH_COMPILED".into());
+                    if parse_switch("CHRONOS_COMPILE", &v)? {
+                        Mode::Compiled
+                    } else {
+                        Mode::Eager
+                    }
+                }
+                (None, None) => Mode::Eager,
+            },
+        };
+        let (source, compile_mode) = match (&flags.compile_mode, env("CHRONOS_COMPILE_MODE")) {
+            (Some(v), _) => ("--compile-mode", Some(v.clone())),
+            (None, v) => ("CHRONOS_COMPILE_MODE", v),
+        };
+        if let Some(value) = compile_mode {
+            settings.compile_mode = match value.trim().to_ascii_lowercase().as_str() {
+                "default" => CompileMode::Default,
+                "reduce-overhead" => CompileMode::ReduceOverhead,
+                "max-autotune" | "max-autotune-no-cudagraphs" => CompileMode::MaxAutotune,
+                _ => {
+                    return Err(EngineError::Settings(format!(
+                        "{source}={value:?} is not a compile mode; expected default, reduce-overhead or max-autotune"
+                    )))
+                }
+            };
+        }
+        let (source, backend) = match (&flags.backend, env("CHRONOS_COMPILE_BACKEND")) {
+            (Some(v), _) => ("--backend", Some(v.clone())),
+            (None, v) => ("CHRONOS_COMPILE_BACKEND", v),
+        };
+        if let Some(value) = backend {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "cpu" => {}
+                "inductor" => settings
+                    .notes
+                    .push(format!("{source}=inductor is PyTorch's compiler; using our planned `cpu` backend instead")),
+                _ => {
+                    return Err(EngineError::Settings(format!(
+                        "{source}={value:?} is not an available backend; this build has: cpu (inductor is accepted as an alias)"
+                    )))
+                }
+            }
+        }
+        let (source, dtype) = match (&flags.dtype, env("CHRONOS_DTYPE")) {
+            (Some(v), _) => ("--dtype", Some(v.clone())),
+            (None, v) => ("CHRONOS_DTYPE", v),
+        };
+        if let Some(value) = dtype {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "float32" | "fp32" | "f32" => {}
+                "bfloat16" | "bf16" | "float16" | "fp16" | "f16" | "half" => {
+                    return Err(EngineError::Settings(format!(
+                        "{source}={value:?}: only float32 computation is supported so far (checkpoints stored in bf16/f16 load and compute in float32)"
+                    )))
+                }
+                _ => {
+                    return Err(EngineError::Settings(format!(
+                        "{source}={value:?} is not a dtype; expected float32 (bfloat16/float16 are not supported yet)"
+                    )))
+                }
+            }
+        }
+        settings.threads = flags.threads.unwrap_or(0);
+        Ok(settings)
+    }
+}
+
+impl fmt::Display for Settings {
+    /// One line, as the original logged its settings at start-up.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let threads = if self.threads == 0 {
+            "all cores".to_string()
+        } else {
+            self.threads.to_string()
+        };
+        match self.mode {
+            Mode::Eager => write!(f, "mode=eager dtype=float32 threads={threads}"),
+            Mode::Compiled => write!(
+                f,
+                "mode=compiled compile_mode={} backend={} dtype=float32 threads={threads}",
+                self.compile_mode.name(),
+                self.backend
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(flags: SettingsFlags, vars: &[(&str, &str)]) -> Result<Settings, EngineError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::resolve_with(&flags, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn torch_compiled_values() {
+        for on in ["1", "true", "YES", "On"] {
+            assert_eq!(
+                resolve(SettingsFlags::default(), &[("TORCH_COMPILED", on)])
+                    .unwrap()
+                    .mode,
+                Mode::Compiled
+            );
+        }
+        for off in ["0", "false", "No", "OFF"] {
+            assert_eq!(
+                resolve(SettingsFlags::default(), &[("TORCH_COMPILED", off)])
+                    .unwrap()
+                    .mode,
+                Mode::Eager
+            );
+        }
+        let err = resolve(SettingsFlags::default(), &[("TORCH_COMPILED", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TORCH_COMPILED=\"maybe\""), "{err}");
+        assert_eq!(resolve(SettingsFlags::default(), &[]).unwrap().mode, Mode::Eager);
+    }
+
+    #[test]
+    fn legacy_alias_and_flags_beat_variables() {
+        let s = resolve(SettingsFlags::default(), &[("CHRONOS_COMPILE", "1")]).unwrap();
+        assert_eq!(s.mode, Mode::Compiled);
+        assert!(s.notes[0].contains("legacy"));
+        let flags = SettingsFlags {
+            mode: Some("eager".into()),
+            compile_mode: Some("max-autotune".into()),
+            ..SettingsFlags::default()
+        };
+        let s = resolve(flags, &[("TORCH_COMPILED", "1"), ("CHRONOS_COMPILE_MODE", "default")]).unwrap();
+        assert_eq!((s.mode, s.compile_mode), (Mode::Eager, CompileMode::MaxAutotune));
+    }
+
+    #[test]
+    fn modes_backends_and_dtypes() {
+        let s = resolve(
+            SettingsFlags::default(),
+            &[
+                ("CHRONOS_COMPILE_MODE", "default"),
+                ("CHRONOS_COMPILE_BACKEND", "inductor"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.compile_mode, CompileMode::Default);
+        assert!(s.notes.iter().any(|n| n.contains("inductor")));
+        assert!(resolve(SettingsFlags::default(), &[("CHRONOS_COMPILE_MODE", "fast")])
+            .unwrap_err()
+            .to_string()
+            .contains("fast"));
+        assert!(
+            resolve(SettingsFlags::default(), &[("CHRONOS_COMPILE_BACKEND", "tensorrt")])
+                .unwrap_err()
+                .to_string()
+                .contains("tensorrt")
+        );
+        assert!(resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", "fp32")]).is_ok());
+        let err = resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", "bf16")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only float32"), "{err}");
+        assert!(resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", "int4")]).is_err());
+        let flags = SettingsFlags {
+            mode: Some("fast".into()),
+            ..SettingsFlags::default()
+        };
+        assert!(resolve(flags, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("unknown --mode `fast`"));
+    }
+
+    #[test]
+    fn display_is_one_line() {
+        let s = resolve(SettingsFlags::default(), &[("TORCH_COMPILED", "1")]).unwrap();
+        assert_eq!(
+            s.to_string(),
+            "mode=compiled compile_mode=reduce-overhead backend=cpu dtype=float32 threads=all cores"
+        );
+    }
+}

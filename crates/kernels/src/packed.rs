@@ -1,0 +1,511 @@
+//! A GEMM for linear layers with weights packed once: `y (+)= x·Wᵀ (+ b)`.
+//!
+//! `W` (`[n, k]`, the PyTorch `[out, in]` layout) is repacked into panels of [`NR`] output
+//! columns, each stored k-major (`panel[k][NR]`, zero-padded past `n`), so the microkernel
+//! streams one panel from cache while `x` rows are broadcast. The panels of one call are split
+//! over threads, so each weight is read once per call however many rows `x` has. Nothing is
+//! allocated per call: the planned engine runs allocation-free.
+//!
+//! Microkernels: AVX-512F (8 rows × 32 columns), AVX2+FMA (4 × 32), and a scalar fallback with
+//! the same signature, chosen once at runtime.
+
+use std::sync::OnceLock;
+
+use crate::Threads;
+
+/// Output columns per packed panel.
+pub const NR: usize = 32;
+/// k-block: one panel slice of `KC x NR` floats (32 KiB) stays in L1 while all rows pass.
+const KC: usize = 256;
+
+/// Number of floats a packed `[n, k]` matrix occupies.
+pub fn packed_len(n: usize, k: usize) -> usize {
+    n.div_ceil(NR) * NR * k
+}
+
+/// Packs `w` (a `n x k` view, element `(j, p)` = weight of output j, input p) into `out`
+/// (`packed_len(n, k)` floats).
+///
+/// # Panics
+/// If `out` has the wrong length.
+pub fn pack_into(out: &mut [f32], w: crate::MatRef<'_>) {
+    let (n, k) = (w.rows(), w.cols());
+    assert_eq!(out.len(), packed_len(n, k), "pack_into: wrong buffer length");
+    for (panel, chunk) in out.chunks_exact_mut(NR * k.max(1)).enumerate().take(n.div_ceil(NR)) {
+        for p in 0..k {
+            for c in 0..NR {
+                let j = panel * NR + c;
+                chunk[p * NR + c] = if j < n { w.at(j, p) } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// A weight matrix packed for [`linear`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedWeight {
+    data: Vec<f32>,
+    n: usize,
+    k: usize,
+}
+
+impl PackedWeight {
+    /// Packs a `[n, k]` row-major weight (PyTorch `nn.Linear.weight`).
+    pub fn new(weight: &[f32], n: usize, k: usize) -> Self {
+        let mut data = vec![0.0f32; packed_len(n, k)];
+        pack_into(&mut data, crate::MatRef::row_major(weight, n, k));
+        Self { data, n, k }
+    }
+
+    /// Packs several `[n_i, k]` weights stacked along n (e.g. Q, K, V into one QKV weight).
+    pub fn stacked(weights: &[&[f32]], k: usize) -> Self {
+        let joined: Vec<f32> = weights.iter().flat_map(|w| w.iter().copied()).collect();
+        Self::new(&joined, joined.len() / k.max(1), k)
+    }
+
+    /// Output width n.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input width k.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// A borrowed view for [`linear`].
+    pub fn view(&self) -> PackedRef<'_> {
+        PackedRef {
+            data: &self.data,
+            n: self.n,
+            k: self.k,
+        }
+    }
+}
+
+/// A borrowed packed matrix (a [`PackedWeight`] or a scratch buffer filled by [`pack_into`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PackedRef<'a> {
+    data: &'a [f32],
+    n: usize,
+    k: usize,
+}
+
+impl<'a> PackedRef<'a> {
+    /// Wraps a buffer filled by [`pack_into`] for an `n x k` matrix.
+    ///
+    /// # Panics
+    /// If the buffer length does not match.
+    pub fn new(data: &'a [f32], n: usize, k: usize) -> Self {
+        assert_eq!(data.len(), packed_len(n, k), "PackedRef: wrong buffer length");
+        Self { data, n, k }
+    }
+}
+
+/// A microkernel: `c[r][0..cols] (+)= Σ_p a[r][p] · panel[p][..]` for `rows <= MR` rows.
+///
+/// Arguments: a, a row stride, panel (`kc x NR`), kc, c, c row stride, rows, cols,
+/// accumulate (else overwrite).
+type Kernel = unsafe fn(*const f32, usize, *const f32, usize, *mut f32, usize, usize, usize, bool);
+
+#[derive(Clone, Copy)]
+struct Isa {
+    kernel: Kernel,
+    mr: usize,
+    name: &'static str,
+}
+
+fn isa() -> &'static Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa {
+                    kernel: x86::kernel_avx512,
+                    mr: 8,
+                    name: "avx512f",
+                };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Isa {
+                    kernel: x86::kernel_avx2,
+                    mr: 4,
+                    name: "avx2+fma",
+                };
+            }
+        }
+        Isa {
+            kernel: kernel_scalar,
+            mr: 4,
+            name: "scalar",
+        }
+    })
+}
+
+/// The instruction set the packed GEMM uses on this machine.
+pub fn isa_name() -> &'static str {
+    isa().name
+}
+
+/// The scalar microkernel (reference for the SIMD ones).
+///
+/// # Safety
+/// `a` must be readable for `rows` rows of `kc` values at stride `lda`, `panel` for `kc * NR`
+/// values, `c` writable for `rows` rows of `cols <= NR` values at stride `ldc`.
+#[allow(clippy::too_many_arguments, reason = "the microkernel ABI")]
+unsafe fn kernel_scalar(
+    a: *const f32,
+    lda: usize,
+    panel: *const f32,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    for r in 0..rows {
+        let mut acc = [0.0f32; NR];
+        for p in 0..kc {
+            let x = *a.add(r * lda + p);
+            for (j, slot) in acc.iter_mut().enumerate() {
+                *slot += x * *panel.add(p * NR + j);
+            }
+        }
+        for (j, &v) in acc.iter().enumerate().take(cols) {
+            let out = c.add(r * ldc + j);
+            *out = if accumulate { *out + v } else { v };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::NR;
+    use std::arch::x86_64::*;
+
+    /// AVX-512F microkernel, up to 8 rows x 32 columns (16 accumulators).
+    ///
+    /// # Safety
+    /// As [`super::kernel_scalar`], and the CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments, reason = "the microkernel ABI")]
+    pub(super) unsafe fn kernel_avx512(
+        a: *const f32,
+        lda: usize,
+        panel: *const f32,
+        kc: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        for p in 0..kc {
+            let w0 = _mm512_loadu_ps(panel.add(p * NR));
+            let w1 = _mm512_loadu_ps(panel.add(p * NR + 16));
+            for (r, row) in acc.iter_mut().enumerate().take(rows) {
+                let x = _mm512_set1_ps(*a.add(r * lda + p));
+                row[0] = _mm512_fmadd_ps(x, w0, row[0]);
+                row[1] = _mm512_fmadd_ps(x, w1, row[1]);
+            }
+        }
+        let mask0: __mmask16 = if cols >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << cols) - 1) as u16
+        };
+        let mask1: __mmask16 = if cols >= 32 {
+            0xFFFF
+        } else if cols > 16 {
+            ((1u32 << (cols - 16)) - 1) as u16
+        } else {
+            0
+        };
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            let out = c.add(r * ldc);
+            let (mut v0, mut v1) = (row[0], row[1]);
+            if accumulate {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask0, out));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask1, out.add(16)));
+            }
+            _mm512_mask_storeu_ps(out, mask0, v0);
+            _mm512_mask_storeu_ps(out.add(16), mask1, v1);
+        }
+    }
+
+    /// AVX2+FMA microkernel, up to 4 rows x 32 columns (16 accumulators).
+    ///
+    /// # Safety
+    /// As [`super::kernel_scalar`], and the CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments, reason = "the microkernel ABI")]
+    pub(super) unsafe fn kernel_avx2(
+        a: *const f32,
+        lda: usize,
+        panel: *const f32,
+        kc: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 4]; 4];
+        for p in 0..kc {
+            let w = [
+                _mm256_loadu_ps(panel.add(p * NR)),
+                _mm256_loadu_ps(panel.add(p * NR + 8)),
+                _mm256_loadu_ps(panel.add(p * NR + 16)),
+                _mm256_loadu_ps(panel.add(p * NR + 24)),
+            ];
+            for (r, row) in acc.iter_mut().enumerate().take(rows) {
+                let x = _mm256_set1_ps(*a.add(r * lda + p));
+                for (slot, &wv) in row.iter_mut().zip(&w) {
+                    *slot = _mm256_fmadd_ps(x, wv, *slot);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            let mut tmp = [0.0f32; NR];
+            for (q, &v) in row.iter().enumerate() {
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * q), v);
+            }
+            let out = c.add(r * ldc);
+            for (j, &v) in tmp.iter().enumerate().take(cols) {
+                *out.add(j) = if accumulate { *out.add(j) + v } else { v };
+            }
+        }
+    }
+}
+
+/// A raw pointer that may cross to a rayon worker (each worker writes disjoint columns).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the pointer is only used to write disjoint column ranges of one output matrix
+// while the owning `&mut` borrow is held by `linear` (see there).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// `y[m, n] (+)= x[m, k] · Wᵀ (+ bias)`, W packed.
+///
+/// `x` rows have stride `ldx`, `y` rows stride `ldy` (both >= their widths). With
+/// `accumulate`, the product is added to `y` (a residual connection); the bias, if any, is
+/// added too. Panels are split over the rayon pool with [`Threads::Pool`].
+///
+/// # Panics
+/// If a slice is too short for its shape or the bias length is not n.
+#[allow(clippy::too_many_arguments, reason = "a strided GEMM with its options")]
+pub fn linear(
+    y: &mut [f32],
+    ldy: usize,
+    x: &[f32],
+    ldx: usize,
+    m: usize,
+    w: PackedRef<'_>,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    threads: Threads,
+) {
+    let (n, k) = (w.n, w.k);
+    assert!(
+        ldx >= k && ldy >= n,
+        "linear: strides {ldx}/{ldy} smaller than widths {k}/{n}"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(x.len() >= (m - 1) * ldx + k, "linear: x is too short for {m} x {k}");
+    assert!(y.len() >= (m - 1) * ldy + n, "linear: y is too short for {m} x {n}");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n, "linear: bias length");
+    }
+    let panels = n.div_ceil(NR);
+    let out = SendPtr(y.as_mut_ptr());
+    let run = |first: usize, last: usize| {
+        // SAFETY: `x`, `y` and the panels were bounds-checked above; each call writes only
+        // columns [first·NR, last·NR) ∩ [0, n) of y, and the ranges given to different threads
+        // are disjoint, so no element is written twice concurrently; `y`'s `&mut` borrow lives
+        // for the whole of `linear`.
+        unsafe { run_panels(out, ldy, x, ldx, m, w, bias, accumulate, first, last) };
+    };
+    let workers = match threads {
+        Threads::Single => 1,
+        Threads::Pool => rayon::current_num_threads().min(panels),
+    };
+    split(0, panels, workers, &run);
+}
+
+/// Runs `run` over `[first, last)` split into `workers` contiguous parts with `rayon::join`
+/// (stack-allocated jobs: no heap allocation per call, unlike `rayon::scope`).
+fn split(first: usize, last: usize, workers: usize, run: &(dyn Fn(usize, usize) + Sync)) {
+    if workers <= 1 || last - first <= 1 {
+        run(first, last);
+        return;
+    }
+    let left = workers / 2;
+    let mid = first + (last - first) * left / workers;
+    rayon::join(
+        || split(first, mid, left, run),
+        || split(mid, last, workers - left, run),
+    );
+}
+
+/// Computes the panels `[first, last)` of [`linear`].
+///
+/// # Safety
+/// `y` must point to a live `m x n` matrix with row stride `ldy` that nothing else reads or
+/// writes in these columns during the call; the other arguments were checked by `linear`.
+#[allow(clippy::too_many_arguments, reason = "the GEMM's state")]
+unsafe fn run_panels(
+    y: SendPtr,
+    ldy: usize,
+    x: &[f32],
+    ldx: usize,
+    m: usize,
+    w: PackedRef<'_>,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    first: usize,
+    last: usize,
+) {
+    let Isa { kernel, mr, .. } = *isa();
+    let (n, k) = (w.n, w.k);
+    for panel in first..last {
+        let col = panel * NR;
+        let cols = NR.min(n - col);
+        let panel_data = w.data.as_ptr().add(panel * NR * k);
+        let mut p0 = 0;
+        while p0 < k.max(1) {
+            let kc = KC.min(k - p0);
+            let mut r0 = 0;
+            while r0 < m {
+                let rows = mr.min(m - r0);
+                kernel(
+                    x.as_ptr().add(r0 * ldx + p0),
+                    ldx,
+                    panel_data.add(p0 * NR),
+                    kc,
+                    y.0.add(r0 * ldy + col),
+                    ldy,
+                    rows,
+                    cols,
+                    accumulate || p0 > 0,
+                );
+                r0 += rows;
+            }
+            p0 += KC;
+            if k == 0 {
+                break;
+            }
+        }
+        if let Some(b) = bias {
+            for r in 0..m {
+                let row = y.0.add(r * ldy + col);
+                for (j, &bj) in b[col..col + cols].iter().enumerate() {
+                    *row.add(j) += bj;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{matmul_naive, MatMut, MatRef};
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(747796405).wrapping_add(2891336453);
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(747796405).wrapping_add(2891336453);
+                ((s >> 9) as f32 / (1u32 << 23) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_naive_on_awkward_and_real_shapes() {
+        // (m, k, n): 0/1 rows, tails in every dimension, k > KC, and Chronos-2 shapes.
+        let shapes = [
+            (1, 1, 1),
+            (3, 5, 7),
+            (9, 17, 33),
+            (17, 300, 65),
+            (34, 768, 96),
+            (8, 64, 32),
+            (1, 3072, 40),
+            (13, 48, 100),
+        ];
+        for &(m, k, n) in &shapes {
+            let x = data(m * k, 1);
+            let w = data(n * k, 2);
+            let bias = data(n, 3);
+            let packed = PackedWeight::new(&w, n, k);
+            for accumulate in [false, true] {
+                for threads in [Threads::Single, Threads::Pool] {
+                    let init = data(m * n, 4);
+                    let mut fast = init.clone();
+                    linear(&mut fast, n, &x, k, m, packed.view(), Some(&bias), accumulate, threads);
+                    let mut slow = init.clone();
+                    matmul_naive(
+                        MatMut::row_major(&mut slow, m, n),
+                        MatRef::row_major(&x, m, k),
+                        MatRef::row_major(&w, n, k).t(),
+                        accumulate,
+                    );
+                    for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                        let expected = b + bias[i % n];
+                        assert!(
+                            (a - expected).abs() <= 1e-4 * (1.0 + expected.abs()),
+                            "{m}x{k}x{n} [{i}]: {a} vs {expected}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strided_rows_leave_other_columns_alone() {
+        // y has 3 extra columns per row that must stay untouched.
+        let (m, k, n) = (5, 4, 6);
+        let x = data(m * k, 5);
+        let w = data(n * k, 6);
+        let mut y = vec![7.0f32; m * (n + 3)];
+        linear(
+            &mut y,
+            n + 3,
+            &x,
+            k,
+            m,
+            PackedWeight::new(&w, n, k).view(),
+            None,
+            false,
+            Threads::Pool,
+        );
+        for r in 0..m {
+            assert_eq!(&y[r * (n + 3) + n..(r + 1) * (n + 3)], &[7.0, 7.0, 7.0]);
+        }
+    }
+
+    #[test]
+    fn every_isa_matches_the_scalar_kernel() {
+        let (m, k, n) = (11, 70, 32);
+        let x = data(m * k, 7);
+        let w = PackedWeight::new(&data(n * k, 8), n, k);
+        let mut expected = vec![0.0f32; m * n];
+        // SAFETY: the buffers have exactly the shapes passed.
+        unsafe { kernel_scalar(x.as_ptr(), k, w.data.as_ptr(), k, expected.as_mut_ptr(), n, 4, n, false) };
+        let mut actual = vec![0.0f32; m * n];
+        let Isa { kernel, .. } = *isa();
+        // SAFETY: as above; `isa()` only returns kernels this CPU supports.
+        unsafe { kernel(x.as_ptr(), k, w.data.as_ptr(), k, actual.as_mut_ptr(), n, 4, n, false) };
+        for (a, b) in actual[..4 * n].iter().zip(&expected[..4 * n]) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b} on {}", isa_name());
+        }
+    }
+}
