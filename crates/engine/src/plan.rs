@@ -17,8 +17,7 @@ use chronos2::forward::{denormalize, empty_future_patch, patch_context_into, pat
 use chronos2::{Config, ModelInput, ModelOutput};
 use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
 use chronos2_kernels::packed::{linear, pack_into, packed_len, PackedRef};
-use chronos2_kernels::{MatRef, Threads};
-use rayon::prelude::*;
+use chronos2_kernels::{pool, MatRef, Threads};
 
 use crate::packed_model::{PackedBlock, PackedLinear, PackedModel, PackedResidual};
 use crate::EngineError;
@@ -394,11 +393,10 @@ fn residual_block(block: &PackedResidual, x: &[f32], rows: usize, hidden: &mut [
 
 /// RMS norm of every row of `h` into `x`, rows split over the pool.
 fn norm_rows(x: &mut [f32], h: &[f32], weight: &[f32], eps: f32) {
-    let d = weight.len();
-    let chunk = d * 64;
-    x.par_chunks_mut(chunk)
-        .zip(h.par_chunks(chunk))
-        .for_each(|(x, h)| rms_norm(x, h, weight, eps));
+    let chunk = weight.len() * 64;
+    pool::global().for_each_chunk(&mut x[..h.len()], chunk, &|i, x| {
+        rms_norm(x, &h[i * chunk..i * chunk + x.len()], weight, eps);
+    });
 }
 
 /// Time self-attention with RoPE, fused QKV, residual accumulated into `h`.
@@ -417,18 +415,17 @@ fn time_attention(
     norm_rows(buf.x, buf.h, &block.time_norm, config.layer_norm_epsilon);
     apply(&block.time_qkv, buf.x, b * s, buf.qkv, false, threads.threads(QKV));
     // RoPE on Q and K; position = token index within the row.
-    buf.qkv.par_chunks_mut(3 * inner).enumerate().for_each(|(token, row)| {
-        let (qk, _) = row.split_at_mut(2 * inner);
-        for head in qk.chunks_exact_mut(dk) {
+    pool::global().for_each_chunk(&mut buf.qkv[..b * s * 3 * inner], 3 * inner, &|token, row| {
+        for head in row[..2 * inner].chunks_exact_mut(dk) {
             rope.rotate(head, token % s);
         }
     });
     let qkv: &[f32] = buf.qkv;
     let attn_mask: &[f32] = buf.attn_mask;
-    buf.attention[..b * heads * scratch.len()]
-        .par_chunks_mut(scratch.len())
-        .enumerate()
-        .for_each(|(task, area)| {
+    pool::global().for_each_chunk(
+        &mut buf.attention[..b * heads * scratch.len()],
+        scratch.len(),
+        &|task, area| {
             let (row, head) = (task / heads, task % heads);
             let base = row * s * 3 * inner + head * dk;
             let (keys, rest) = area.split_at_mut(scratch.keys);
@@ -466,7 +463,8 @@ fn time_attention(
                 false,
                 Threads::Single,
             );
-        });
+        },
+    );
     // Scatter head outputs (B·H, S, dk) into (B·S, I).
     for (task, area) in buf.attention[..b * heads * scratch.len()]
         .chunks_exact(scratch.len())
@@ -561,7 +559,7 @@ fn feed_forward(config: &Config, block: &PackedBlock, buf: &mut Buffers<'_>, tok
     norm_rows(buf.x, buf.h, &block.ffn_norm, config.layer_norm_epsilon);
     let hidden = &mut buf.hidden[..tokens * config.d_ff];
     apply(&block.wi, buf.x, tokens, hidden, false, threads.threads(FFN_IN));
-    hidden.par_chunks_mut(4096).for_each(relu);
+    pool::global().for_each_chunk(hidden, 4096, &|_, chunk| relu(chunk));
     apply(&block.wo, hidden, tokens, buf.h, true, threads.threads(FFN_OUT));
 }
 

@@ -29,13 +29,15 @@
 
 pub mod ops;
 pub mod packed;
+pub mod pool;
 
 /// How many threads a kernel may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Threads {
     /// Run on the calling thread only.
     Single,
-    /// Split the work over the current rayon pool.
+    /// Split the work over the worker threads (rayon's pool for [`matmul`], the
+    /// allocation-free [`pool`] for [`packed::linear`]).
     Pool,
 }
 

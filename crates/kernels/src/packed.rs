@@ -3,7 +3,7 @@
 //! `W` (`[n, k]`, the PyTorch `[out, in]` layout) is repacked into panels of [`NR`] output
 //! columns, each stored k-major (`panel[k][NR]`, zero-padded past `n`), so the microkernel
 //! streams one panel from cache while `x` rows are broadcast. The panels of one call are split
-//! over threads, so each weight is read once per call however many rows `x` has. Nothing is
+//! over the allocation-free worker [`pool`](crate::pool), so each weight is read once per call however many rows `x` has. Nothing is
 //! allocated per call: the planned engine runs allocation-free.
 //!
 //! Microkernels: AVX-512F (8 rows × 32 columns), AVX2+FMA (4 × 32), and a scalar fallback with
@@ -281,7 +281,7 @@ mod x86 {
     }
 }
 
-/// A raw pointer that may cross to a rayon worker (each worker writes disjoint columns).
+/// A raw pointer that may cross to a pool worker (each worker writes disjoint columns).
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 // SAFETY: the pointer is only used to write disjoint column ranges of one output matrix
@@ -293,7 +293,7 @@ unsafe impl Sync for SendPtr {}
 ///
 /// `x` rows have stride `ldx`, `y` rows stride `ldy` (both >= their widths). With
 /// `accumulate`, the product is added to `y` (a residual connection); the bias, if any, is
-/// added too. Panels are split over the rayon pool with [`Threads::Pool`].
+/// added too. Panels are split over the worker [`pool`](crate::pool) with [`Threads::Pool`].
 ///
 /// # Panics
 /// If a slice is too short for its shape or the bias length is not n.
@@ -331,26 +331,18 @@ pub fn linear(
         // for the whole of `linear`.
         unsafe { run_panels(out, ldy, x, ldx, m, w, bias, accumulate, first, last) };
     };
-    let workers = match threads {
-        Threads::Single => 1,
-        Threads::Pool => rayon::current_num_threads().min(panels),
-    };
-    split(0, panels, workers, &run);
-}
-
-/// Runs `run` over `[first, last)` split into `workers` contiguous parts with `rayon::join`
-/// (stack-allocated jobs: no heap allocation per call, unlike `rayon::scope`).
-fn split(first: usize, last: usize, workers: usize, run: &(dyn Fn(usize, usize) + Sync)) {
-    if workers <= 1 || last - first <= 1 {
-        run(first, last);
-        return;
+    match threads {
+        Threads::Single => run(0, panels),
+        Threads::Pool => {
+            let pool = crate::pool::global();
+            let workers = pool.threads().min(panels);
+            pool.run(&|worker| {
+                if worker < workers {
+                    run(panels * worker / workers, panels * (worker + 1) / workers);
+                }
+            });
+        }
     }
-    let left = workers / 2;
-    let mid = first + (last - first) * left / workers;
-    rayon::join(
-        || split(first, mid, left, run),
-        || split(mid, last, workers - left, run),
-    );
 }
 
 /// Computes the panels `[first, last)` of [`linear`].

@@ -1,0 +1,163 @@
+//! After warm-up, a compiled call allocates nothing on the heap (on any thread) and builds no
+//! plan; the eager fallback is one-way, logged once and counted.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chronos2::{Chronos2Model, Config, ModelInput, ModelOutput, RandomInit};
+use chronos2_engine::{CompileMode, CompiledModel};
+
+/// Counts allocations made while `COUNTING` is set, on every thread.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn empty_output() -> ModelOutput {
+    ModelOutput {
+        quantile_preds: Vec::new(),
+        rows: 0,
+        num_quantiles: 0,
+        horizon: 0,
+        loc: Vec::new(),
+        scale: Vec::new(),
+    }
+}
+
+fn inputs() -> Vec<ModelInput> {
+    let rows: Vec<Vec<f32>> = (0..4)
+        .map(|r| (0..100).map(|t| (t as f32 * 0.2 + r as f32).sin() + 3.0).collect())
+        .collect();
+    vec![
+        ModelInput::from_rows(&rows[..1]).unwrap(),
+        ModelInput::from_rows(&rows).unwrap().with_output_patches(2),
+        ModelInput::from_rows(&rows).unwrap().with_group_ids(vec![0, 0, 0, 0]),
+        ModelInput::from_rows(&rows)
+            .unwrap()
+            .with_group_ids(vec![4, 4, 1, 2])
+            .with_future_covariates(vec![1.0; 4 * 16], 16),
+    ]
+}
+
+#[test]
+fn warm_calls_allocate_nothing_and_plan_nothing() {
+    let eager = Arc::new(Chronos2Model::random(Config::tiny(), 5, RandomInit::Rerandomized));
+    let compiled = CompiledModel::new(eager, CompileMode::ReduceOverhead);
+    let inputs = inputs();
+    let mut out = empty_output();
+    // Warm-up: one call per bucket (builds plans, sizes `out`, starts the thread pool).
+    for input in &inputs {
+        compiled.forward_into(input, &mut out).unwrap();
+    }
+    let planned = compiled.stats().plans_built;
+    assert_eq!(planned, inputs.len());
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        for input in &inputs {
+            compiled.forward_into(input, &mut out).unwrap();
+        }
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst),
+        0,
+        "heap allocations during warm compiled calls"
+    );
+    assert_eq!(compiled.stats().plans_built, planned, "a warm call built a plan");
+    assert!(!compiled.has_fallen_back());
+}
+
+#[test]
+fn a_failing_plan_falls_back_to_eager_once_and_for_good() {
+    let eager = Arc::new(Chronos2Model::random(Config::tiny(), 5, RandomInit::Default));
+    // A plan memory limit no bucket fits: the first compiled call fails.
+    let compiled = CompiledModel::new(eager.clone(), CompileMode::Default).with_max_plan_bytes(1024);
+    let input = &inputs()[1];
+    let out = compiled.forward(input).unwrap();
+    assert_eq!(
+        out,
+        eager.forward(input).unwrap(),
+        "the failed call is answered by eager"
+    );
+    let stats = compiled.stats();
+    assert_eq!(stats.fallbacks, 1);
+    assert!(stats.fallback_reason.unwrap().contains("over the limit"));
+    // Later calls go straight to eager: no more plans, still one fallback.
+    compiled.forward(&inputs()[0]).unwrap();
+    assert_eq!(compiled.stats().plans_built, 0);
+    assert_eq!(compiled.stats().fallbacks, 1);
+    assert!(compiled.has_fallen_back());
+}
+
+#[test]
+fn a_non_finite_output_falls_back() {
+    // Output biases of 1e3 put sinh far past f32::MAX: the compiled output is infinite.
+    let config = Config::tiny();
+    let dir = std::env::temp_dir().join(format!("chronos2-nonfinite-{}", std::process::id()));
+    let model = Chronos2Model::random(config, 1, RandomInit::Default);
+    model.save(&dir, chronos2::StorageDtype::F32).unwrap();
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = parsed
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let data = if name == "output_patch_embedding.output_layer.bias" {
+                view.data()
+                    .chunks_exact(4)
+                    .flat_map(|_| 1000.0f32.to_le_bytes())
+                    .collect()
+            } else {
+                view.data().to_vec()
+            };
+            (name, view.shape().to_vec(), data)
+        })
+        .collect();
+    tensors.sort();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, &None, &path).unwrap();
+    let eager = Arc::new(Chronos2Model::load(&dir).unwrap());
+    let compiled = CompiledModel::new(eager, CompileMode::Default);
+    let out = compiled.forward(&inputs()[0]).unwrap();
+    assert!(out.quantile_preds.iter().any(|v| !v.is_finite()));
+    let stats = compiled.stats();
+    assert_eq!(stats.fallbacks, 1);
+    assert!(stats.fallback_reason.unwrap().contains("non-finite"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
