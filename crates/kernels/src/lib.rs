@@ -135,6 +135,12 @@ impl<'a> MatRef<'a> {
         self.cols
     }
 
+    /// The underlying data if the view is dense row-major (`row_stride == cols`,
+    /// `col_stride == 1`), starting at element (0, 0).
+    pub fn dense_rows(&self) -> Option<&'a [f32]> {
+        (self.col_stride == 1 && self.row_stride == self.cols).then(|| &self.data[..self.rows * self.cols])
+    }
+
     /// Element `(i, j)`.
     pub fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.row_stride + j * self.col_stride]

@@ -31,11 +31,29 @@ pub fn packed_len(n: usize, k: usize) -> usize {
 pub fn pack_into(out: &mut [f32], w: crate::MatRef<'_>) {
     let (n, k) = (w.rows(), w.cols());
     assert_eq!(out.len(), packed_len(n, k), "pack_into: wrong buffer length");
-    for (panel, chunk) in out.chunks_exact_mut(NR * k.max(1)).enumerate().take(n.div_ceil(NR)) {
-        for p in 0..k {
-            for c in 0..NR {
-                let j = panel * NR + c;
-                chunk[p * NR + c] = if j < n { w.at(j, p) } else { 0.0 };
+    if k == 0 {
+        return;
+    }
+    for (panel, chunk) in out.chunks_exact_mut(NR * k).enumerate() {
+        let rows = NR.min(n - panel * NR);
+        if let Some(dense) = w.dense_rows() {
+            // Row-major source: walk each weight row once, sequentially.
+            for c in 0..rows {
+                let row = &dense[(panel * NR + c) * k..(panel * NR + c + 1) * k];
+                for (slot, &v) in chunk[c..].iter_mut().step_by(NR).zip(row) {
+                    *slot = v;
+                }
+            }
+        } else {
+            for p in 0..k {
+                for c in 0..rows {
+                    chunk[p * NR + c] = w.at(panel * NR + c, p);
+                }
+            }
+        }
+        if rows < NR {
+            for p in 0..k {
+                chunk[p * NR + rows..(p + 1) * NR].fill(0.0);
             }
         }
     }
