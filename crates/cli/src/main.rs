@@ -3,6 +3,7 @@
 //! errors, from clap). A closed pipe (`chronos2 ... | head`) ends the program quietly.
 
 mod commands;
+mod common;
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Bench(commands::bench::Args),
     Forecast(commands::forecast::Args),
     InitRandom(commands::init_random::Args),
     Inspect(commands::inspect::Args),
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = match &cli.command {
+        Command::Bench(args) => commands::bench::run(args, &mut out),
         Command::Forecast(args) => commands::forecast::run(args, &mut out),
         Command::InitRandom(args) => commands::init_random::run(args, &mut out),
         Command::Inspect(args) => commands::inspect::run(args, &mut out),

@@ -130,8 +130,16 @@ fn failure(text: Option<&str>, extra: &[&str]) -> String {
     }
     let (ok, stdout, stderr) = forecast(&path, extra);
     assert!(!ok, "expected a failure, got {stdout}");
-    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
-    stderr
+    // One error line; besides it only the start-up line naming the resolved settings.
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected: {stderr}");
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.starts_with("error: ") || l.starts_with("chronos2: mode=")),
+        "{stderr}"
+    );
+    errors[0].to_string()
 }
 
 const GOOD: &str = "Date,Close\n2024-01-01,1\n2024-01-02,2\n2024-01-03,3\n2024-01-04,4\n";

@@ -3,18 +3,20 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use chronos2::Chronos2Model;
+use anyhow::{bail, Result};
 use chronos2_data::{Duplicates, Gaps, IdColumn, LoadOptions};
 use chronos2_forecast::{forecast_file, parse_quantile_levels, parse_targets, FileForecast, FileRequest};
 use serde_json::{json, Map, Value};
 
+use crate::common::{load_engine, EngineArgs, ModelArgs};
+
 /// Forecast every series of a CSV file and print the quantile forecasts.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint directory.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// CSV file of bars (one series, or long format with an id column).
     #[arg(long)]
     data: PathBuf,
@@ -108,9 +110,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         other => bail!("unknown --format `{other}`; expected table, csv or json"),
     };
     let request = request(args)?;
-    let model =
-        Chronos2Model::load(&args.model).with_context(|| format!("cannot load model {}", args.model.display()))?;
-    let result = forecast_file(&model, &args.data, &request)?;
+    let settings = args.engine.settings()?;
+    let loaded = load_engine(&args.model, &settings)?;
+    let result = forecast_file(&loaded.engine, &args.data, &request)?;
     for note in result.data.report.notes.iter().chain(&result.warnings) {
         eprintln!("note: {note}");
     }

@@ -1,0 +1,25 @@
+//! Measuring the engines honestly: load, warm-up apart from steady state, latency
+//! distributions, plans built after warm-up, fallbacks, non-finite outputs, errors, memory,
+//! achieved GFLOP/s next to this machine's GEMM rate, and long runs on varying real inputs.
+//!
+//! Nothing is cached between timed calls: every timed call runs the model on its input (a
+//! test proves it with a counting model).
+//!
+//! ```
+//! use chronos2_bench::Summary;
+//! let s = Summary::of(&[3.0, 1.0, 2.0, 4.0]);
+//! assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+//! ```
+
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+mod machine;
+mod runner;
+mod stats;
+
+pub use machine::{current_rss_bytes, gemm_rate, peak_rss_bytes, MachineInfo};
+pub use runner::{
+    model_flops, run_case, run_for, shape_case, CaseResult, DurationResult, Runnable, ShapeCase, SHAPE_CASES,
+};
+pub use stats::Summary;

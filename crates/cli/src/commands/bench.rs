@@ -1,0 +1,329 @@
+//! `chronos2 bench`: load, warm-up and steady-state latency of eager and compiled, side by side.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chronos2_bench::{
+    gemm_rate, model_flops, peak_rss_bytes, run_case, run_for, shape_case, CaseResult, DurationResult, MachineInfo,
+    ShapeCase,
+};
+use chronos2_data::{load_csv, LoadOptions};
+use chronos2_engine::{Engine, Settings};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::common::{load_engine, EngineArgs, ModelArgs};
+
+/// Measure load, warm-up and steady-state latency (median, p95, p99, ...), plans built after
+/// warm-up, fallbacks and memory, for eager, compiled or both; or run continuously on varying
+/// inputs with `--duration`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Run `eager`, `compiled` or `both` (overrides --mode).
+    #[arg(long, default_value = "both")]
+    modes: String,
+    /// Shape cases: A (1 x 512, h16), B (1 x 2048, h64), C (32 x 512, h16), D (4-variate group x 512, h16).
+    #[arg(long, default_value = "A,B,C,D")]
+    cases: String,
+    /// Draw the inputs from this CSV's close prices instead of a synthetic series.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Untimed warm-up calls per case (each is reported).
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed steady-state calls per case.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Instead of the cases: call continuously for this long (e.g. `60s`, `2m`) on windows
+    /// drawn at random from the data, as a live loop would.
+    #[arg(long)]
+    duration: Option<String>,
+    /// With --duration: vary the context length between calls (shows re-planning).
+    #[arg(long)]
+    vary_shapes: bool,
+    /// Context length for --duration.
+    #[arg(long, default_value_t = 512)]
+    context: usize,
+    /// Horizon for --duration.
+    #[arg(long, default_value_t = 16)]
+    horizon: usize,
+    /// `table` or `json` (every figure).
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct CaseReport {
+    case: ShapeCase,
+    flops: f64,
+    result: CaseResult,
+}
+
+#[derive(Serialize)]
+struct ModeReport {
+    mode: String,
+    settings: String,
+    load_ms: f64,
+    prepare_ms: f64,
+    cases: Vec<CaseReport>,
+    duration: Option<DurationResult>,
+    peak_rss_bytes: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    machine: MachineInfo,
+    gemm_rate_gflops_2048: f64,
+    model: String,
+    parameters: usize,
+    modes: Vec<ModeReport>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("cannot read --duration `{text}`; expected e.g. 60s or 2m"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        "ms" => value / 1e3,
+        _ => bail!("cannot read --duration `{text}`; expected e.g. 60s or 2m"),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Close prices of every series in `path`.
+fn data_series(path: &PathBuf) -> Result<Vec<Vec<f32>>> {
+    let data = load_csv(path, &LoadOptions::columns(&["close"]))?;
+    Ok(data
+        .series
+        .iter()
+        .map(|s| s.columns[0].1.iter().map(|&v| v as f32).collect())
+        .collect())
+}
+
+fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[ShapeCase]) -> Result<ModeReport> {
+    let loaded = load_engine(&args.model, settings)?;
+    let engine: &Engine = &loaded.engine;
+    let config = engine.model_config().clone();
+    let mut reports = Vec::new();
+    let mut duration = None;
+    if let Some(text) = &args.duration {
+        let length = parse_duration(text)?;
+        let longest = series.iter().map(Vec::len).max().unwrap_or(0);
+        if longest <= args.context + 1 {
+            bail!(
+                "--duration needs --data with more than {} bars (the context) to draw windows from",
+                args.context
+            );
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let contexts = [args.context, args.context * 3 / 4, args.context / 2];
+        let result = run_for(
+            engine,
+            |i| {
+                let s = &series[rng.gen_range(0..series.len())];
+                let context = if args.vary_shapes {
+                    contexts[i % contexts.len()]
+                } else {
+                    args.context
+                }
+                .min(s.len() - 1);
+                let end = rng.gen_range(context..=s.len());
+                let case = ShapeCase {
+                    name: "live",
+                    rows: 1,
+                    context,
+                    horizon: args.horizon,
+                    grouped: false,
+                };
+                case.input(&config, &[s[end - context..end].to_vec()])
+            },
+            length,
+        );
+        duration = Some(result);
+    } else {
+        for case in cases {
+            let input = case.input(&config, series);
+            let m = input.num_output_patches();
+            let patches = chronos2::forward::context_patches(&config, case.context);
+            let flops = model_flops(&config, case.rows, patches, m);
+            let result = run_case(engine, &input, flops, args.warmup, args.runs);
+            reports.push(CaseReport {
+                case: *case,
+                flops,
+                result,
+            });
+        }
+    }
+    Ok(ModeReport {
+        mode: format!("{:?}", settings.mode).to_lowercase(),
+        settings: settings.to_string(),
+        load_ms: loaded.load_time.as_secs_f64() * 1e3,
+        prepare_ms: loaded.prepare_time.as_secs_f64() * 1e3,
+        cases: reports,
+        duration,
+        peak_rss_bytes: peak_rss_bytes(),
+    })
+}
+
+/// Runs the command.
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
+    let json = match args.format.as_str() {
+        "table" => false,
+        "json" => true,
+        other => bail!("unknown --format `{other}`; expected table or json"),
+    };
+    let cases: Vec<ShapeCase> = args
+        .cases
+        .split(',')
+        .map(|name| shape_case(name.trim()).with_context(|| format!("unknown case `{name}`; expected A, B, C or D")))
+        .collect::<Result<_>>()?;
+    let modes: Vec<&str> = match args.modes.as_str() {
+        "both" => vec!["eager", "compiled"],
+        "eager" => vec!["eager"],
+        "compiled" => vec!["compiled"],
+        other => bail!("unknown --modes `{other}`; expected eager, compiled or both"),
+    };
+    let series = match &args.data {
+        Some(path) => data_series(path)?,
+        None => Vec::new(),
+    };
+    let mut base = args.engine.clone();
+    let mut reports = Vec::new();
+    for mode in modes {
+        base.mode = Some(mode.to_string());
+        let settings = base.settings()?;
+        reports.push(run_mode(args, &settings, &series, &cases)?);
+    }
+    let threads = Engine::threads();
+    let model = chronos2::Chronos2Model::load(&args.model.model)?;
+    let report = Report {
+        machine: MachineInfo::detect(threads),
+        gemm_rate_gflops_2048: gemm_rate(2048, 5),
+        model: args.model.model.display().to_string(),
+        parameters: model.parameter_count(),
+        modes: reports,
+    };
+    let text = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &args.out {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if json {
+        writeln!(out, "{text}")?;
+    } else {
+        write_table(&report, out)?;
+    }
+    Ok(())
+}
+
+fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
+    let m = &report.machine;
+    writeln!(
+        out,
+        "machine: {} | {} cores, {} threads used | GEMM kernels {} | fp32 GEMM 2048^3: {:.1} GFLOP/s",
+        m.cpu, m.cores, m.threads, m.gemm_isa, report.gemm_rate_gflops_2048
+    )?;
+    writeln!(out, "model: {} ({} parameters)", report.model, report.parameters)?;
+    for mode in &report.modes {
+        writeln!(
+            out,
+            "{}: load {:.1} ms, engine preparation {:.1} ms, peak RSS {}",
+            mode.settings,
+            mode.load_ms,
+            mode.prepare_ms,
+            mode.peak_rss_bytes
+                .map_or("n/a".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
+        )?;
+    }
+    let any_cases = report.modes.iter().any(|m| !m.cases.is_empty());
+    if any_cases {
+        writeln!(
+            out,
+            "\n{:<5} {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>6} {:>5} {:>4}",
+            "case",
+            "mode",
+            "1st call",
+            "median",
+            "p95",
+            "p99",
+            "min",
+            "max",
+            "GFLOP/s",
+            "%GEMM",
+            "plans+",
+            "fallb",
+            "err"
+        )?;
+        for mode in &report.modes {
+            for c in &mode.cases {
+                let r = &c.result;
+                writeln!(
+                    out,
+                    "{:<5} {:<9} {:>8.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>8.1} {:>6.0}% {:>6} {:>5} {:>4}",
+                    c.case.name,
+                    mode.mode,
+                    r.warmup_ms.first().copied().unwrap_or(f64::NAN),
+                    r.steady_ms.median,
+                    r.steady_ms.p95,
+                    r.steady_ms.p99,
+                    r.steady_ms.min,
+                    r.steady_ms.max,
+                    r.gflops,
+                    100.0 * r.gflops / report.gemm_rate_gflops_2048,
+                    r.plans_built_after_warmup,
+                    r.fallbacks,
+                    r.errors + r.non_finite
+                )?;
+            }
+        }
+        if report.modes.len() == 2 {
+            writeln!(out)?;
+            for (e, c) in report.modes[0].cases.iter().zip(&report.modes[1].cases) {
+                writeln!(
+                    out,
+                    "case {}: compiled is {:.2}x eager (ratio of medians, {} runs each)",
+                    e.case.name,
+                    e.result.steady_ms.median / c.result.steady_ms.median,
+                    e.result.steady_ms.count
+                )?;
+            }
+        }
+    }
+    for mode in &report.modes {
+        if let Some(d) = &mode.duration {
+            let mib = |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
+            writeln!(
+                out,
+                "\n{} for {:.0} s: {} calls, {:.2}% success ({} errors, {} non-finite), {:.1} calls/s, latency median {:.1} ms p95 {:.1} ms p99 {:.1} ms max {:.1} ms, plans built after warm-up {}, fallbacks {}, RSS first 10 s {} / last 10 s {}",
+                mode.mode,
+                d.seconds,
+                d.calls,
+                d.success_rate_pct,
+                d.errors,
+                d.non_finite,
+                d.throughput_per_s,
+                d.latency_ms.median,
+                d.latency_ms.p95,
+                d.latency_ms.p99,
+                d.latency_ms.max,
+                d.plans_built_after_warmup,
+                d.fallbacks,
+                mib(d.rss_first_10s),
+                mib(d.rss_last_10s)
+            )?;
+        }
+    }
+    Ok(())
+}
