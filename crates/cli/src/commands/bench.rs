@@ -104,7 +104,7 @@ fn parse_duration(text: &str) -> Result<Duration> {
 }
 
 /// Close prices of every series in `path`.
-fn data_series(path: &PathBuf) -> Result<Vec<Vec<f32>>> {
+fn data_series(path: &std::path::Path) -> Result<Vec<Vec<f32>>> {
     let data = load_csv(path, &LoadOptions::columns(&["close"]))?;
     Ok(data
         .series
