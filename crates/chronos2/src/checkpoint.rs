@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::weights::{Init, Tensor, TensorSource, Weights};
+use crate::weights::{Init, SharedBytes, Tensor, TensorSource, Weights};
 
 /// Name of the single-file weights.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -202,7 +202,7 @@ struct TensorEntry {
 /// A [`TensorSource`] over memory-mapped safetensors files that checks every request and
 /// remembers which tensors were used.
 pub struct SafetensorsSource {
-    files: Vec<(PathBuf, Arc<Mmap>)>,
+    files: Vec<(PathBuf, SharedBytes)>,
     entries: HashMap<String, TensorEntry>,
     used: HashSet<String>,
     /// Used in "missing tensor" errors: the single file, or the index.
@@ -216,9 +216,8 @@ impl SafetensorsSource {
     /// [`Error::Io`] if a file cannot be opened or mapped, [`Error::Safetensors`] if one is
     /// truncated or malformed, [`Error::NotACheckpoint`] if two shards hold the same tensor.
     pub fn open(files: &CheckpointFiles) -> Result<Self, Error> {
-        let mut mapped = Vec::new();
-        let mut entries = HashMap::new();
-        for (file_index, path) in files.shards.iter().enumerate() {
+        let mut buffers = Vec::with_capacity(files.shards.len());
+        for path in &files.shards {
             let file = File::open(path).map_err(|source| Error::Io {
                 path: path.clone(),
                 source,
@@ -226,20 +225,32 @@ impl SafetensorsSource {
             // SAFETY (of the map's contents): checkpoints are treated as read-only; a file
             // changed under a running process is outside what we can guard against, as for
             // every mmap-based loader.
-            #[allow(
-                unsafe_code,
-                reason = "memory-mapping is inherently unsafe; the file is opened read-only"
-            )]
+            #[allow(unsafe_code, reason = "memory-mapping is inherently unsafe; the file is opened read-only")]
             let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
                 path: path.clone(),
                 source,
             })?;
-            let map = Arc::new(map);
-            let parsed = SafeTensors::deserialize(&map).map_err(|e| Error::Safetensors {
+            let bytes: SharedBytes = Arc::new(map);
+            buffers.push((path.clone(), bytes));
+        }
+        let origin = files.index.clone().unwrap_or_else(|| files.shards[0].clone());
+        Self::from_buffers(buffers, origin)
+    }
+
+    /// A source over in-memory safetensors buffers, each named by a path for messages.
+    ///
+    /// # Errors
+    /// [`Error::Safetensors`] if a buffer is truncated or malformed, [`Error::NotACheckpoint`]
+    /// if two buffers hold the same tensor.
+    pub fn from_buffers(buffers: Vec<(PathBuf, SharedBytes)>, origin: PathBuf) -> Result<Self, Error> {
+        let mut entries = HashMap::new();
+        for (file_index, (path, bytes)) in buffers.iter().enumerate() {
+            let data: &[u8] = (**bytes).as_ref();
+            let parsed = SafeTensors::deserialize(data).map_err(|e| Error::Safetensors {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-            let base = map.as_ptr() as usize;
+            let base = data.as_ptr() as usize;
             for (name, view) in parsed.tensors() {
                 let entry = TensorEntry {
                     file: file_index,
@@ -255,13 +266,12 @@ impl SafetensorsSource {
                     });
                 }
             }
-            mapped.push((path.clone(), map));
         }
         Ok(Self {
-            files: mapped,
+            files: buffers,
             entries,
             used: HashSet::new(),
-            origin: files.index.clone().unwrap_or_else(|| files.shards[0].clone()),
+            origin,
         })
     }
 
@@ -299,7 +309,7 @@ impl TensorSource for SafetensorsSource {
             });
         }
         let count: usize = shape.iter().product();
-        let bytes = &map[entry.offset..entry.offset + entry.len_bytes];
+        let bytes = &(**map).as_ref()[entry.offset..entry.offset + entry.len_bytes];
         let tensor = match entry.dtype {
             Dtype::F32 => Tensor::mapped(name, shape.to_vec(), map.clone(), entry.offset, count).unwrap_or_else(|| {
                 let data = bytes
@@ -335,15 +345,9 @@ impl TensorSource for SafetensorsSource {
     }
 }
 
-/// Loads and checks the configuration and every weight of the checkpoint in `files`.
-///
-/// # Errors
-/// Any configuration or weight error, and [`Error::UnexpectedTensors`] when the files hold
-/// tensors the configuration does not account for.
-pub fn load(files: &CheckpointFiles) -> Result<(Config, Weights), Error> {
-    let config = Config::from_file(&files.config)?;
-    let mut source = SafetensorsSource::open(files)?;
-    let weights = Weights::build(&config, &mut source)?;
+/// Builds every weight from `source` and refuses tensors the configuration does not use.
+fn load_weights(config: &Config, mut source: SafetensorsSource) -> Result<Weights, Error> {
+    let weights = Weights::build(config, &mut source)?;
     let unused = source.unused();
     if !unused.is_empty() {
         return Err(Error::UnexpectedTensors {
@@ -351,5 +355,34 @@ pub fn load(files: &CheckpointFiles) -> Result<(Config, Weights), Error> {
             names: unused,
         });
     }
+    Ok(weights)
+}
+
+/// Loads a checkpoint held in memory: `config.json` text and one safetensors buffer (used for
+/// the model compiled into the binary). `name` stands for the files in messages.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_from_memory(name: &str, config_json: &str, weights: SharedBytes) -> Result<(Config, Weights), Error> {
+    let config_path = PathBuf::from(format!("{name}/{CONFIG_FILE}"));
+    let file: crate::config::ConfigFile = serde_json::from_str(config_json).map_err(|source| Error::Json {
+        path: config_path.clone(),
+        source,
+    })?;
+    let config = file.resolve(&config_path)?;
+    let origin = PathBuf::from(format!("{name}/{WEIGHTS_FILE}"));
+    let source = SafetensorsSource::from_buffers(vec![(origin.clone(), weights)], origin)?;
+    let weights = load_weights(&config, source)?;
+    Ok((config, weights))
+}
+
+/// Loads and checks the configuration and every weight of the checkpoint in `files`.
+///
+/// # Errors
+/// Any configuration or weight error, and [`Error::UnexpectedTensors`] when the files hold
+/// tensors the configuration does not account for.
+pub fn load(files: &CheckpointFiles) -> Result<(Config, Weights), Error> {
+    let config = Config::from_file(&files.config)?;
+    let weights = load_weights(&config, SafetensorsSource::open(files)?)?;
     Ok((config, weights))
 }

@@ -30,6 +30,16 @@ impl Chronos2Model {
         Ok(Self { config, weights })
     }
 
+    /// Loads a checkpoint held in memory (`config.json` text and a safetensors buffer), such
+    /// as a model compiled into the binary; `name` stands for it in error messages.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn from_memory(name: &str, config_json: &str, weights: &'static [u8]) -> Result<Self, Error> {
+        let (config, weights) = checkpoint::load_from_memory(name, config_json, std::sync::Arc::new(weights))?;
+        Ok(Self { config, weights })
+    }
+
     /// A model with random weights of the given configuration (see [`RandomInit`]).
     pub fn random(config: Config, seed: u64, init: RandomInit) -> Self {
         let weights = random_weights(&config, seed, init);

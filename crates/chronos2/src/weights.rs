@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use memmap2::Mmap;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -37,13 +36,26 @@ pub trait TensorSource {
     fn tensor(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor, Error>;
 }
 
+/// Bytes a checkpoint's tensors can be read from in place: a memory-mapped file or a static
+/// buffer (the built-in model).
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 /// The f32 data of a tensor: borrowed from a memory-mapped file or owned.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Storage {
     /// f32 data read in place from a mapped safetensors file.
-    Mapped { map: Arc<Mmap>, offset: usize, len: usize },
+    Mapped { map: SharedBytes, offset: usize, len: usize },
     /// Converted (bf16/f16) or generated data.
     Owned(Arc<Vec<f32>>),
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Mapped { offset, len, .. } => write!(f, "Mapped {{ offset: {offset}, len: {len} }}"),
+            Self::Owned(data) => write!(f, "Owned({} values)", data.len()),
+        }
+    }
 }
 
 /// A named f32 tensor, row-major.
@@ -75,10 +87,10 @@ impl Tensor {
     /// A tensor whose f32 data lies in place in `map` at byte `offset` (`len` elements).
     /// Returns `None` if that range is not 4-byte aligned or not inside the map, or the machine
     /// is big-endian (safetensors is little-endian).
-    pub(crate) fn mapped(name: &str, shape: Vec<usize>, map: Arc<Mmap>, offset: usize, len: usize) -> Option<Self> {
+    pub(crate) fn mapped(name: &str, shape: Vec<usize>, map: SharedBytes, offset: usize, len: usize) -> Option<Self> {
         let end = offset.checked_add(len.checked_mul(4)?)?;
-        let aligned = (map.as_ptr() as usize + offset).is_multiple_of(std::mem::align_of::<f32>());
-        if !aligned || end > map.len() || cfg!(target_endian = "big") {
+        let aligned = ((*map).as_ref().as_ptr() as usize + offset).is_multiple_of(std::mem::align_of::<f32>());
+        if !aligned || end > (*map).as_ref().len() || cfg!(target_endian = "big") {
             return None;
         }
         Some(Self {
@@ -102,7 +114,7 @@ impl Tensor {
     pub fn data(&self) -> &[f32] {
         match &self.storage {
             Storage::Owned(data) => data,
-            Storage::Mapped { map, offset, len } => bytemuck::cast_slice(&map[*offset..*offset + *len * 4]),
+            Storage::Mapped { map, offset, len } => bytemuck::cast_slice(&(**map).as_ref()[*offset..*offset + *len * 4]),
         }
     }
 

@@ -1,19 +1,41 @@
 //! Flags shared by every command that runs the model: which model, which engine.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chronos2::Chronos2Model;
 use chronos2_engine::{Engine, Settings, SettingsFlags};
+use chronos2_hub::{resolve, ResolveOptions, Resolved};
 
 /// Which model to load.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Checkpoint directory (config.json + model.safetensors, sharded, or a cache snapshot).
+    /// A checkpoint directory, a Hugging Face repo id (`amazon/chronos-2`, from the cache or
+    /// downloaded), or `builtin`; default: CHRONOS2_MODEL, else the built-in model.
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<String>,
+    /// Never use the network (like HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl ModelArgs {
+    /// Resolves the spec; prints the resolution notice (if any) on stderr.
+    pub fn resolve(&self) -> Result<Resolved> {
+        let resolved = resolve(self.model.as_deref(), &ResolveOptions::from_env(self.offline))?;
+        if let Some(notice) = &resolved.notice {
+            eprintln!("note: {notice}");
+        }
+        Ok(resolved)
+    }
+
+    /// Resolves and loads the model.
+    pub fn load(&self) -> Result<(Chronos2Model, String)> {
+        let resolved = self.resolve()?;
+        let model = resolved.load().with_context(|| format!("cannot load model {}", resolved.label))?;
+        Ok((model, resolved.label))
+    }
 }
 
 /// How to run the model (flags beat the TORCH_COMPILED / CHRONOS_* variables).
@@ -59,6 +81,8 @@ impl EngineArgs {
 
 /// A loaded engine and what loading cost.
 pub struct Loaded {
+    /// What the model is called in reports.
+    pub label: String,
     /// The engine.
     pub engine: Engine,
     /// Reading and checking the checkpoint.
@@ -70,12 +94,12 @@ pub struct Loaded {
 /// Loads the model and builds the engine `settings` ask for.
 pub fn load_engine(model: &ModelArgs, settings: &Settings) -> Result<Loaded> {
     let started = Instant::now();
-    let eager =
-        Chronos2Model::load(&model.model).with_context(|| format!("cannot load model {}", model.model.display()))?;
+    let (eager, label) = model.load()?;
     let load_time = started.elapsed();
     let started = Instant::now();
     let engine = Engine::new(Arc::new(eager), settings);
     Ok(Loaded {
+        label,
         engine,
         load_time,
         prepare_time: started.elapsed(),

@@ -102,6 +102,14 @@ impl Engine {
         }
     }
 
+    /// The underlying eager model (also the compiled engine's fallback).
+    pub fn eager_model(&self) -> &Arc<Chronos2Model> {
+        match self {
+            Self::Eager(model) => model,
+            Self::Compiled(compiled) => compiled.eager(),
+        }
+    }
+
     /// The configuration.
     pub fn model_config(&self) -> &Config {
         match self {

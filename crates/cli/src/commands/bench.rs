@@ -70,6 +70,8 @@ struct CaseReport {
 
 #[derive(Serialize)]
 struct ModeReport {
+    model: String,
+    parameters: usize,
     mode: String,
     settings: String,
     load_ms: f64,
@@ -168,6 +170,8 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
         }
     }
     Ok(ModeReport {
+        model: loaded.label.clone(),
+        parameters: engine.eager_model().parameter_count(),
         mode: format!("{:?}", settings.mode).to_lowercase(),
         settings: settings.to_string(),
         load_ms: loaded.load_time.as_secs_f64() * 1e3,
@@ -208,12 +212,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         reports.push(run_mode(args, &settings, &series, &cases)?);
     }
     let threads = Engine::threads();
-    let model = chronos2::Chronos2Model::load(&args.model.model)?;
     let report = Report {
         machine: MachineInfo::detect(threads),
         gemm_rate_gflops_2048: gemm_rate(2048, 5),
-        model: args.model.model.display().to_string(),
-        parameters: model.parameter_count(),
+        model: reports[0].model.clone(),
+        parameters: reports[0].parameters,
         modes: reports,
     };
     let text = serde_json::to_string_pretty(&report)?;

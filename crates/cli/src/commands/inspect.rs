@@ -1,28 +1,26 @@
 //! `chronos2 inspect`: load a checkpoint, check it, print what it is.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use chronos2::Chronos2Model;
+use anyhow::Result;
+
+use crate::common::ModelArgs;
 
 /// Load a checkpoint, check every tensor, and print its configuration and load time.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint directory (config.json + model.safetensors, sharded, or a cache snapshot).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let started = Instant::now();
-    let model =
-        Chronos2Model::load(&args.model).with_context(|| format!("cannot load model {}", args.model.display()))?;
+    let (model, label) = args.model.load()?;
     let elapsed = started.elapsed();
     let c = model.config();
-    writeln!(out, "checkpoint     {}", args.model.display())?;
+    writeln!(out, "checkpoint     {label}")?;
     writeln!(out, "load time      {:.1} ms", elapsed.as_secs_f64() * 1e3)?;
     writeln!(out, "parameters     {}", model.parameter_count())?;
     writeln!(
