@@ -20,6 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Backtest(commands::backtest::Args),
     Bench(commands::bench::Args),
     Forecast(commands::forecast::Args),
     InitRandom(commands::init_random::Args),
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = match &cli.command {
+        Command::Backtest(args) => commands::backtest::run(args, &mut out),
         Command::Bench(args) => commands::bench::run(args, &mut out),
         Command::Forecast(args) => commands::forecast::run(args, &mut out),
         Command::InitRandom(args) => commands::init_random::run(args, &mut out),

@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags and the call into the library.
 
+pub mod backtest;
 pub mod bench;
 pub mod forecast;
 pub mod init_random;
