@@ -92,14 +92,23 @@ pub fn run_backtest(
         vec!["close".into()]
     };
     let data: Dataset = load_csv(path, &load)?;
-    let stem = path.file_stem().map_or_else(|| "series".into(), |s| s.to_string_lossy().into_owned());
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "series".into(), |s| s.to_string_lossy().into_owned());
     let mut timing = Timing::default();
     let total = data.series.len() * options.windows;
     let mut series = Vec::with_capacity(data.series.len());
     for (i, s) in data.series.iter().enumerate() {
         let offset = i * options.windows;
         let mut report = |done: usize, _| progress(offset + done, total);
-        series.push(backtest_series(model, s, &s.label(&stem), options, &mut report, &mut timing)?);
+        series.push(backtest_series(
+            model,
+            s,
+            &s.label(&stem),
+            options,
+            &mut report,
+            &mut timing,
+        )?);
     }
     timing.total_seconds = started.elapsed().as_secs_f64();
     Ok(BacktestRun {

@@ -35,7 +35,10 @@ pub fn smape(y: &[f64], f: &[f64]) -> f64 {
 
 /// Weighted absolute percentage error: `Σ|y - f| / Σ|y|`.
 pub fn wape(y: &[f64], f: &[f64]) -> f64 {
-    ratio(y.iter().zip(f).map(|(a, b)| (a - b).abs()).sum(), y.iter().map(|a| a.abs()).sum())
+    ratio(
+        y.iter().zip(f).map(|(a, b)| (a - b).abs()).sum(),
+        y.iter().map(|a| a.abs()).sum(),
+    )
 }
 
 /// In-sample seasonal-naive scale: `mean_{t > m} |x_t - x_{t-m}|` over the context (NaNs
@@ -45,7 +48,12 @@ pub fn seasonal_scale(context: &[f64], season: usize) -> f64 {
     if context.len() <= season {
         return f64::NAN;
     }
-    mean(context.windows(season + 1).map(|w| (w[season] - w[0]).abs()).filter(|d| !d.is_nan()))
+    mean(
+        context
+            .windows(season + 1)
+            .map(|w| (w[season] - w[0]).abs())
+            .filter(|d| !d.is_nan()),
+    )
 }
 
 /// Mean absolute scaled error: `MAE / seasonal_scale(context, m)`.
@@ -68,14 +76,22 @@ pub fn pinball(y: f64, q: f64, level: f64) -> f64 {
 pub fn wql(y: &[f64], quantiles: &[Vec<f64>], levels: &[f64]) -> f64 {
     let denominator: f64 = y.iter().map(|a| a.abs()).sum();
     mean(levels.iter().zip(quantiles).map(|(&l, q)| {
-        ratio(y.iter().zip(q).map(|(&a, &b)| 2.0 * pinball(a, b, l)).sum(), denominator)
+        ratio(
+            y.iter().zip(q).map(|(&a, &b)| 2.0 * pinball(a, b, l)).sum(),
+            denominator,
+        )
     }))
 }
 
 /// Scaled quantile loss (fev): `mean over levels and steps of 2·pinball / scale`.
 pub fn sql(y: &[f64], quantiles: &[Vec<f64>], levels: &[f64], scale: f64) -> f64 {
     ratio(
-        mean(levels.iter().zip(quantiles).flat_map(|(&l, q)| y.iter().zip(q).map(move |(&a, &b)| 2.0 * pinball(a, b, l)))),
+        mean(
+            levels
+                .iter()
+                .zip(quantiles)
+                .flat_map(|(&l, q)| y.iter().zip(q).map(move |(&a, &b)| 2.0 * pinball(a, b, l))),
+        ),
         scale,
     )
 }
@@ -87,7 +103,12 @@ pub fn coverage(y: &[f64], q: &[f64]) -> f64 {
 
 /// Fraction of steps with `lower <= y <= upper`.
 pub fn interval_coverage(y: &[f64], lower: &[f64], upper: &[f64]) -> f64 {
-    mean(y.iter().zip(lower).zip(upper).map(|((a, l), u)| f64::from(u8::from(a >= l && a <= u))))
+    mean(
+        y.iter()
+            .zip(lower)
+            .zip(upper)
+            .map(|((a, l), u)| f64::from(u8::from(a >= l && a <= u))),
+    )
 }
 
 /// Mean scaled interval score for the central `(1 - alpha)` interval `[lower, upper]`:

@@ -30,7 +30,9 @@ fn pct(v: f64) -> String {
 }
 
 fn day(t: i64) -> String {
-    format_timestamp(t, TimestampStyle::DateTime).trim_end_matches(" 00:00:00").to_string()
+    format_timestamp(t, TimestampStyle::DateTime)
+        .trim_end_matches(" 00:00:00")
+        .to_string()
 }
 
 /// The terminal summary: one block per series.
@@ -45,8 +47,19 @@ pub fn summary(run: &BacktestRun) -> String {
     for b in &run.series {
         let first = b.windows.first().map_or(0, |w| w.origin_time);
         let last = b.windows.last().map_or(0, |w| w.origin_time);
-        let _ = writeln!(s, "\n{} | origins {} .. {} | {:.0} bars/year", b.label, day(first), day(last), b.periods_per_year);
-        let _ = writeln!(s, "  {:<15} {:>10} {:>10} {:>8} {:>8} {:>7} {:>9}", "forecast", "MAE", "RMSE", "MAPE%", "MASE", "WAPE", "dir.hit");
+        let _ = writeln!(
+            s,
+            "\n{} | origins {} .. {} | {:.0} bars/year",
+            b.label,
+            day(first),
+            day(last),
+            b.periods_per_year
+        );
+        let _ = writeln!(
+            s,
+            "  {:<15} {:>10} {:>10} {:>8} {:>8} {:>7} {:>9}",
+            "forecast", "MAE", "RMSE", "MAPE%", "MASE", "WAPE", "dir.hit"
+        );
         let mut row = |name: &str, m: &crate::walkforward::PointMetrics| {
             let _ = writeln!(
                 s,
@@ -142,7 +155,16 @@ pub fn write_outputs(run: &BacktestRun, dir: &Path, extra_html: &str) -> Result<
     for b in &run.series {
         for w in &b.windows {
             for k in 0..w.actual.len() {
-                let _ = write!(forecasts, "{},{},{},{},{},{}", b.label, day(w.origin_time), k + 1, w.origin + k, w.actual[k], w.median[k]);
+                let _ = write!(
+                    forecasts,
+                    "{},{},{},{},{},{}",
+                    b.label,
+                    day(w.origin_time),
+                    k + 1,
+                    w.origin + k,
+                    w.actual[k],
+                    w.median[k]
+                );
                 for q in &w.quantiles {
                     let _ = write!(forecasts, ",{}", q[k]);
                 }
@@ -151,7 +173,11 @@ pub fn write_outputs(run: &BacktestRun, dir: &Path, extra_html: &str) -> Result<
         }
         for st in &b.strategies {
             for t in &st.path.trades {
-                let _ = writeln!(trades, "{},{},{},{},{},{},{},{}", b.label, st.name, t.entry_bar, t.exit_bar, t.direction, t.net_return, t.pnl, t.costs);
+                let _ = writeln!(
+                    trades,
+                    "{},{},{},{},{},{},{},{}",
+                    b.label, st.name, t.entry_bar, t.exit_bar, t.direction, t.net_return, t.pnl, t.costs
+                );
             }
         }
     }
@@ -180,7 +206,10 @@ struct Band<'a> {
 /// An SVG line chart with a y axis, x tick labels from `x_label` and a legend.
 fn chart(title: &str, lines: &[Line<'_>], bands: &[Band<'_>], x_label: &dyn Fn(f64) -> String) -> String {
     let (w, h, left, right, top, bottom) = (760.0, 280.0, 70.0, 10.0, 28.0, 40.0);
-    let all_x = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).chain(bands.iter().flat_map(|b| b.points.iter().map(|p| p.0)));
+    let all_x = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .chain(bands.iter().flat_map(|b| b.points.iter().map(|p| p.0)));
     let all_y = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
@@ -218,17 +247,48 @@ fn chart(title: &str, lines: &[Line<'_>], bands: &[Band<'_>], x_label: &dyn Fn(f
     }
     for i in 0..=4 {
         let x = x0 + (x1 - x0) * f64::from(i) / 4.0;
-        let _ = write!(svg, "<text x='{:.1}' y='{}' text-anchor='middle'>{}</text>", sx(x), h - bottom + 16.0, x_label(x));
+        let _ = write!(
+            svg,
+            "<text x='{:.1}' y='{}' text-anchor='middle'>{}</text>",
+            sx(x),
+            h - bottom + 16.0,
+            x_label(x)
+        );
     }
     for band in bands {
-        let upper: Vec<String> = band.points.iter().map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.2))).collect();
-        let lower: Vec<String> = band.points.iter().rev().map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1))).collect();
-        let _ = write!(svg, "<polygon points='{} {}' fill='{}' fill-opacity='0.25' stroke='none'/>", upper.join(" "), lower.join(" "), band.color);
+        let upper: Vec<String> = band
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.2)))
+            .collect();
+        let lower: Vec<String> = band
+            .points
+            .iter()
+            .rev()
+            .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1)))
+            .collect();
+        let _ = write!(
+            svg,
+            "<polygon points='{} {}' fill='{}' fill-opacity='0.25' stroke='none'/>",
+            upper.join(" "),
+            lower.join(" "),
+            band.color
+        );
     }
     for (i, line) in lines.iter().enumerate() {
-        let points: Vec<String> = line.points.iter().filter(|p| p.1.is_finite()).map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1))).collect();
+        let points: Vec<String> = line
+            .points
+            .iter()
+            .filter(|p| p.1.is_finite())
+            .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1)))
+            .collect();
         let dash = if line.dashed { " stroke-dasharray='5,3'" } else { "" };
-        let _ = write!(svg, "<polyline points='{}' fill='none' stroke='{}' stroke-width='1.6'{dash}/>", points.join(" "), line.color);
+        let _ = write!(
+            svg,
+            "<polyline points='{}' fill='none' stroke='{}' stroke-width='1.6'{dash}/>",
+            points.join(" "),
+            line.color
+        );
         let lx = left + 10.0 + 150.0 * i as f64;
         let _ = write!(
             svg,
@@ -262,7 +322,11 @@ fn series_section(b: &SeriesBacktest, initial_equity: f64) -> String {
     let closes_hint = |i: usize| i.checked_sub(b.history_start).and_then(|k| b.history.get(k).copied());
     let mut s = format!("<h2>{}</h2>", b.label);
     let time_of = |bar: f64| -> String {
-        let index = b.windows.iter().position(|w| w.origin as f64 >= bar).unwrap_or(b.windows.len().saturating_sub(1));
+        let index = b
+            .windows
+            .iter()
+            .position(|w| w.origin as f64 >= bar)
+            .unwrap_or(b.windows.len().saturating_sub(1));
         b.windows.get(index).map_or(String::new(), |w| day(w.origin_time))
     };
     // Equity curves against buy and hold.
@@ -273,7 +337,13 @@ fn series_section(b: &SeriesBacktest, initial_equity: f64) -> String {
         .map(|(i, st)| Line {
             name: &st.name,
             color: COLORS[i % COLORS.len()],
-            points: st.path.equity.iter().enumerate().map(|(k, &e)| ((st.path.start + k) as f64, e)).collect(),
+            points: st
+                .path
+                .equity
+                .iter()
+                .enumerate()
+                .map(|(k, &e)| ((st.path.start + k) as f64, e))
+                .collect(),
             dashed: st.name == "buy_and_hold",
         })
         .collect();
@@ -305,11 +375,18 @@ fn series_section(b: &SeriesBacktest, initial_equity: f64) -> String {
         .collect();
     s.push_str(&chart("Drawdown (%)", &drawdown_lines, &[], &time_of));
     // Forecast fans for the most recent windows (non-overlapping ones preferred).
-    let recent: Vec<_> = b.windows.iter().rev().step_by((b.windows.first().map_or(1, |w| w.actual.len())).max(1)).take(3).collect();
+    let recent: Vec<_> = b
+        .windows
+        .iter()
+        .rev()
+        .step_by((b.windows.first().map_or(1, |w| w.actual.len())).max(1))
+        .take(3)
+        .collect();
     for w in recent.into_iter().rev() {
         let h = w.actual.len();
-        let history: Vec<(f64, f64)> =
-            (w.origin.saturating_sub(3 * h)..w.origin).filter_map(|i| closes_hint(i).map(|c| (i as f64, c))).collect();
+        let history: Vec<(f64, f64)> = (w.origin.saturating_sub(3 * h)..w.origin)
+            .filter_map(|i| closes_hint(i).map(|c| (i as f64, c)))
+            .collect();
         let at = |k: usize| (w.origin + k) as f64;
         let level = |l: f32| &w.quantiles[LEVELS.iter().position(|&x| (x - l).abs() < 1e-6).expect("level")];
         let (q10, q30, q70, q90) = (level(0.1), level(0.3), level(0.7), level(0.9));
@@ -348,7 +425,10 @@ fn series_section(b: &SeriesBacktest, initial_equity: f64) -> String {
         let origin = w.origin;
         let label = move |x: f64| format!("{:+}", x as i64 - origin as i64);
         s.push_str(&chart(
-            &format!("Forecast from {} (bars relative to the origin; bands 10-90% and 30-70%)", day(w.origin_time)),
+            &format!(
+                "Forecast from {} (bars relative to the origin; bands 10-90% and 30-70%)",
+                day(w.origin_time)
+            ),
             &lines,
             &bands,
             &label,
@@ -356,7 +436,10 @@ fn series_section(b: &SeriesBacktest, initial_equity: f64) -> String {
     }
     // Error per window.
     let errors = |pick: fn(&crate::walkforward::Window) -> &Vec<f64>| -> Vec<(f64, f64)> {
-        b.windows.iter().map(|w| (w.origin as f64, crate::metrics::mae(&w.actual, pick(w)))).collect()
+        b.windows
+            .iter()
+            .map(|w| (w.origin as f64, crate::metrics::mae(&w.actual, pick(w))))
+            .collect()
     };
     let lines = [
         Line {

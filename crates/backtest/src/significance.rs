@@ -22,7 +22,12 @@ pub struct DieboldMariano {
 /// variance is not positive). Statistic `DM = mean(d) / sqrt(V / n)`, scaled by
 /// `sqrt((n + 1 - 2h + h(h-1)/n) / n)` (HLN). NaN fields when `n < 3` or `d` is constant.
 pub fn diebold_mariano(loss_a: &[f64], loss_b: &[f64], h: usize) -> DieboldMariano {
-    let d: Vec<f64> = loss_a.iter().zip(loss_b).map(|(a, b)| a - b).filter(|v| v.is_finite()).collect();
+    let d: Vec<f64> = loss_a
+        .iter()
+        .zip(loss_b)
+        .map(|(a, b)| a - b)
+        .filter(|v| v.is_finite())
+        .collect();
     let n = d.len();
     let nan = DieboldMariano {
         n,
@@ -35,7 +40,14 @@ pub fn diebold_mariano(loss_a: &[f64], loss_b: &[f64], h: usize) -> DieboldMaria
     }
     let nf = n as f64;
     let mean = d.iter().sum::<f64>() / nf;
-    let autocovariance = |lag: usize| d[lag..].iter().zip(&d).map(|(x, y)| (x - mean) * (y - mean)).sum::<f64>() / nf;
+    let autocovariance = |lag: usize| {
+        d[lag..]
+            .iter()
+            .zip(&d)
+            .map(|(x, y)| (x - mean) * (y - mean))
+            .sum::<f64>()
+            / nf
+    };
     let h = h.max(1);
     let mut variance = autocovariance(0) + 2.0 * (1..h.min(n)).map(autocovariance).sum::<f64>();
     if variance <= 0.0 {
@@ -90,7 +102,10 @@ fn ln_gamma(x: f64) -> f64 {
     }
     let x = x - 1.0;
     let t = x + 7.5;
-    let series = C[1..].iter().enumerate().fold(C[0], |acc, (i, c)| acc + c / (x + i as f64 + 1.0));
+    let series = C[1..]
+        .iter()
+        .enumerate()
+        .fold(C[0], |acc, (i, c)| acc + c / (x + i as f64 + 1.0));
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + series.ln()
 }
 
@@ -160,6 +175,8 @@ mod tests {
         assert!((result.statistic - 3.0 / (0.4f64).sqrt() * 0.8f64.sqrt()).abs() < 1e-12);
         assert!(result.p_value < 0.05);
         // Identical forecasts: no difference, undefined statistic.
-        assert!(diebold_mariano(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], 1).statistic.is_nan());
+        assert!(diebold_mariano(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], 1)
+            .statistic
+            .is_nan());
     }
 }

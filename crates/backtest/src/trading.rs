@@ -77,7 +77,8 @@ pub fn simulate(closes: &[f64], signals: &[Signal], start: usize, end: usize, co
     let mut equity = config.initial_equity;
     let mut path = Vec::with_capacity(end - start);
     let mut returns = Vec::with_capacity(end - start);
-    let mut trades = Vec::new();
+    // Reserve for the most trades the span can hold (virtual memory; untouched pages are free).
+    let mut trades = Vec::with_capacity(signals.len().min((end - start) / hold + 1));
     let (mut next_signal, mut total_costs, mut in_market) = (0, 0.0, 0);
     // Open position: (direction, first bar, exit bar, equity at entry, costs so far).
     let mut open: Option<(i8, usize, usize, f64, f64)> = None;
@@ -147,7 +148,16 @@ pub fn buy_and_hold(closes: &[f64], start: usize, end: usize, config: &SimConfig
         hold: end.saturating_sub(start).max(1),
         ..*config
     };
-    simulate(closes, &[Signal { origin: start, direction: 1 }], start, end, &config)
+    simulate(
+        closes,
+        &[Signal {
+            origin: start,
+            direction: 1,
+        }],
+        start,
+        end,
+        &config,
+    )
 }
 
 /// Performance of a simulated path.
@@ -199,7 +209,7 @@ pub fn std_dev(values: &[f64]) -> f64 {
 /// Sharpe ratio of per-period returns: `mean / std(ddof 1) · sqrt(ppy)`; NaN if std is 0.
 pub fn sharpe(returns: &[f64], periods_per_year: f64) -> f64 {
     let std = std_dev(returns);
-    if !(std > 0.0) {
+    if std.is_nan() || std <= 0.0 {
         return f64::NAN;
     }
     returns.iter().sum::<f64>() / returns.len() as f64 / std * periods_per_year.sqrt()
@@ -236,35 +246,56 @@ pub fn max_drawdown(initial: f64, equity: &[f64]) -> (f64, usize) {
 }
 
 impl TradingMetrics {
-    /// Metrics of a simulation; `periods_per_year` annualises.
+    /// Metrics of a simulation; `periods_per_year` annualises. One pass over the returns and
+    /// one over the trades.
     pub fn of(result: &SimResult, initial_equity: f64, periods_per_year: f64) -> Self {
         let bars = result.returns.len();
+        let n = bars as f64;
         let final_equity = result.equity.last().copied().unwrap_or(initial_equity);
         let total_return = final_equity / initial_equity - 1.0;
-        let cagr = if bars == 0 { f64::NAN } else { (1.0 + total_return).powf(periods_per_year / bars as f64) - 1.0 };
-        let (max_dd, dd_bars) = max_drawdown(initial_equity, &result.equity);
-        let trades = result.trades.len();
-        let wins = result.trades.iter().filter(|t| t.net_return > 0.0).count();
-        let gains: f64 = result.trades.iter().map(|t| t.pnl.max(0.0)).sum();
-        let losses: f64 = result.trades.iter().map(|t| (-t.pnl).max(0.0)).sum();
-        let per_trade = |f: fn(&Trade) -> f64| {
-            if trades == 0 {
-                f64::NAN
-            } else {
-                result.trades.iter().map(f).sum::<f64>() / trades as f64
-            }
+        let cagr = if bars == 0 {
+            f64::NAN
+        } else {
+            (1.0 + total_return).powf(periods_per_year / n) - 1.0
         };
+        let (max_dd, dd_bars) = max_drawdown(initial_equity, &result.equity);
+        // Returns: sum, sum of squares about a running mean (Welford), downside squares.
+        let (mut mean, mut m2, mut downside) = (0.0f64, 0.0f64, 0.0f64);
+        for (i, &r) in result.returns.iter().enumerate() {
+            let delta = r - mean;
+            mean += delta / (i + 1) as f64;
+            m2 += delta * (r - mean);
+            downside += r.min(0.0).powi(2);
+        }
+        let std = if bars > 1 { (m2 / (n - 1.0)).sqrt() } else { f64::NAN };
+        let annual = periods_per_year.sqrt();
+        let downside_dev = if bars > 0 { (downside / n).sqrt() } else { f64::NAN };
+        // Trades.
+        let (mut wins, mut gains, mut losses, mut sum_return, mut sum_pnl) = (0usize, 0.0, 0.0, 0.0, 0.0);
+        for t in &result.trades {
+            wins += usize::from(t.net_return > 0.0);
+            gains += t.pnl.max(0.0);
+            losses += (-t.pnl).max(0.0);
+            sum_return += t.net_return;
+            sum_pnl += t.pnl;
+        }
+        let trades = result.trades.len();
+        let per_trade = |sum: f64| if trades == 0 { f64::NAN } else { sum / trades as f64 };
         Self {
             total_return,
             cagr,
-            annual_volatility: std_dev(&result.returns) * periods_per_year.sqrt(),
-            sharpe: sharpe(&result.returns, periods_per_year),
-            sortino: sortino(&result.returns, periods_per_year),
+            annual_volatility: std * annual,
+            sharpe: if std > 0.0 { mean / std * annual } else { f64::NAN },
+            sortino: if downside_dev > 0.0 {
+                mean / downside_dev * annual
+            } else {
+                f64::NAN
+            },
             calmar: if max_dd > 0.0 { cagr / max_dd } else { f64::NAN },
             max_drawdown: max_dd,
             max_drawdown_bars: dd_bars,
             trades,
-            win_rate: if trades == 0 { f64::NAN } else { wins as f64 / trades as f64 },
+            win_rate: per_trade(wins as f64),
             profit_factor: if losses > 0.0 {
                 gains / losses
             } else if gains > 0.0 {
@@ -272,9 +303,13 @@ impl TradingMetrics {
             } else {
                 f64::NAN
             },
-            expectancy: per_trade(|t| t.net_return),
-            average_trade_pnl: per_trade(|t| t.pnl),
-            exposure: if bars == 0 { f64::NAN } else { result.bars_in_market as f64 / bars as f64 },
+            expectancy: per_trade(sum_return),
+            average_trade_pnl: per_trade(sum_pnl),
+            exposure: if bars == 0 {
+                f64::NAN
+            } else {
+                result.bars_in_market as f64 / n
+            },
             total_costs: result.total_costs,
             periods_per_year,
         }
@@ -301,14 +336,26 @@ mod tests {
     fn long_then_short_by_hand() {
         // Long over bar 1 (+10%), short over bar 2 (-10% move -> +10%), no fees:
         // equity 10000 -> 11000 -> 12100, flat over bars 3, 4.
-        let signals = [Signal { origin: 1, direction: 1 }, Signal { origin: 2, direction: -1 }];
+        let signals = [
+            Signal {
+                origin: 1,
+                direction: 1,
+            },
+            Signal {
+                origin: 2,
+                direction: -1,
+            },
+        ];
         let r = simulate(&CLOSES, &signals, 1, 5, &config(0.0));
         assert_eq!(r.equity.len(), 4);
         assert!((r.equity[0] - 11_000.0).abs() < 1e-9);
         assert!((r.equity[1] - 12_100.0).abs() < 1e-9);
         assert!((r.equity[3] - 12_100.0).abs() < 1e-9);
         assert_eq!(r.trades.len(), 2);
-        assert_eq!((r.trades[1].entry_bar, r.trades[1].exit_bar, r.trades[1].direction), (1, 2, -1));
+        assert_eq!(
+            (r.trades[1].entry_bar, r.trades[1].exit_bar, r.trades[1].direction),
+            (1, 2, -1)
+        );
         let m = TradingMetrics::of(&r, 10_000.0, 365.0);
         assert!((m.total_return - 0.21).abs() < 1e-12);
         assert_eq!((m.trades, m.win_rate, m.exposure), (2, 1.0, 0.5));
@@ -318,24 +365,48 @@ mod tests {
     #[test]
     fn fees_by_hand() {
         // 10 bps per side, one long over bar 1: 10000·(1 - 0.001 + 0.1 - 0.001) = 10980.
-        let r = simulate(&CLOSES, &[Signal { origin: 1, direction: 1 }], 1, 2, &config(10.0));
+        let r = simulate(
+            &CLOSES,
+            &[Signal {
+                origin: 1,
+                direction: 1,
+            }],
+            1,
+            2,
+            &config(10.0),
+        );
         assert!((r.equity[0] - 10_980.0).abs() < 1e-9);
         assert!((r.total_costs - 20.0).abs() < 1e-9);
     }
 
     #[test]
     fn no_trades_means_no_return_and_no_fees() {
-        let r = simulate(&CLOSES, &[Signal { origin: 2, direction: 0 }], 1, 5, &config(25.0));
+        let r = simulate(
+            &CLOSES,
+            &[Signal {
+                origin: 2,
+                direction: 0,
+            }],
+            1,
+            5,
+            &config(25.0),
+        );
         let m = TradingMetrics::of(&r, 10_000.0, 252.0);
         assert_eq!((m.total_return, m.total_costs, m.trades), (0.0, 0.0, 0));
     }
 
     #[test]
     fn higher_fees_never_raise_returns() {
-        let signals: Vec<Signal> = (1..5).map(|o| Signal { origin: o, direction: if o % 2 == 0 { 1 } else { -1 } }).collect();
+        let signals: Vec<Signal> = (1..5)
+            .map(|o| Signal {
+                origin: o,
+                direction: if o % 2 == 0 { 1 } else { -1 },
+            })
+            .collect();
         let mut previous = f64::INFINITY;
         for fee in [0.0, 1.0, 5.0, 20.0, 100.0] {
-            let total = TradingMetrics::of(&simulate(&CLOSES, &signals, 1, 5, &config(fee)), 10_000.0, 252.0).total_return;
+            let total =
+                TradingMetrics::of(&simulate(&CLOSES, &signals, 1, 5, &config(fee)), 10_000.0, 252.0).total_return;
             assert!(total <= previous, "fee {fee}: {total} > {previous}");
             previous = total;
         }
@@ -345,7 +416,20 @@ mod tests {
     fn holding_several_bars_skips_overlapping_signals() {
         let mut c = config(0.0);
         c.hold = 2;
-        let signals = [Signal { origin: 1, direction: 1 }, Signal { origin: 2, direction: -1 }, Signal { origin: 3, direction: 1 }];
+        let signals = [
+            Signal {
+                origin: 1,
+                direction: 1,
+            },
+            Signal {
+                origin: 2,
+                direction: -1,
+            },
+            Signal {
+                origin: 3,
+                direction: 1,
+            },
+        ];
         let r = simulate(&CLOSES, &signals, 1, 5, &c);
         // Long over bars 1-2 (110/100 then 99/110), the short at 2 is skipped, long over 3-4.
         assert_eq!(r.trades.len(), 2);

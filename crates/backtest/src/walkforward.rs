@@ -8,9 +8,11 @@ use chronos2_data::Series;
 use chronos2_forecast::{at_levels, predict, Forecaster, PredictOptions, Task};
 use serde::Serialize;
 
-use crate::metrics::{coverage, interval_coverage, mae, mape, mase, mean, msis, rmse, seasonal_scale, smape, sql, wape, wql};
+use crate::metrics::{
+    coverage, interval_coverage, mae, mape, mase, mean, msis, rmse, seasonal_scale, smape, sql, wape, wql,
+};
 use crate::significance::{diebold_mariano, DieboldMariano};
-use crate::trading::{buy_and_hold, simulate, SimConfig, SimResult, Signal, TradingMetrics};
+use crate::trading::{buy_and_hold, simulate, Signal, SimConfig, SimResult, TradingMetrics};
 use crate::BacktestError;
 
 /// Quantile levels scored and reported (the model's trained levels include them).
@@ -186,7 +188,9 @@ pub fn periods_per_year(series: &Series) -> f64 {
 pub fn origins(bars: usize, options: &BacktestOptions) -> Result<Vec<usize>, BacktestError> {
     let (h, w, step) = (options.horizon, options.windows, options.step.max(1));
     if h == 0 || w == 0 {
-        return Err(BacktestError::Setup("--horizon and --windows must be at least 1".into()));
+        return Err(BacktestError::Setup(
+            "--horizon and --windows must be at least 1".into(),
+        ));
     }
     let span = (w - 1) * step;
     let first = match options.first_origin {
@@ -222,7 +226,11 @@ pub fn baselines(context: &[f64], horizon: usize, season: usize) -> [Vec<f64>; 3
     let naive = vec![last; horizon];
     let m = season.max(1).min(n);
     let seasonal = (0..horizon).map(|k| context[n - m + k % m]).collect();
-    let slope = if n > 1 { (last - context[0]) / (n - 1) as f64 } else { 0.0 };
+    let slope = if n > 1 {
+        (last - context[0]) / (n - 1) as f64
+    } else {
+        0.0
+    };
     let drift = (1..=horizon).map(|k| last + slope * k as f64).collect();
     [naive, seasonal, drift]
 }
@@ -237,8 +245,16 @@ fn point_metrics(windows: &[Window], pick: impl Fn(&Window) -> &[f64], trade_ste
         smape: mean(windows.iter().map(|w| smape(&w.actual, pick(w)))),
         mase: mean(windows.iter().map(|w| mase(&w.actual, pick(w), w.scale))),
         wape: mean(windows.iter().map(|w| wape(&w.actual, pick(w)))),
-        return_mae: mean(windows.iter().map(|w| mae(&cumulative(w, &w.actual), &cumulative(w, pick(w))))),
-        return_rmse: mean(windows.iter().map(|w| rmse(&cumulative(w, &w.actual), &cumulative(w, pick(w))))),
+        return_mae: mean(
+            windows
+                .iter()
+                .map(|w| mae(&cumulative(w, &w.actual), &cumulative(w, pick(w)))),
+        ),
+        return_rmse: mean(
+            windows
+                .iter()
+                .map(|w| rmse(&cumulative(w, &w.actual), &cumulative(w, pick(w)))),
+        ),
         direction_hit_rate: mean(windows.iter().map(|w| {
             let predicted = pick(w)[k] - w.last_close;
             let actual = w.actual[k] - w.last_close;
@@ -250,7 +266,12 @@ fn point_metrics(windows: &[Window], pick: impl Fn(&Window) -> &[f64], trade_ste
 fn quantile_metrics(windows: &[Window], options: &BacktestOptions) -> QuantileMetrics {
     let levels: Vec<f64> = LEVELS.iter().map(|&l| f64::from(l)).collect();
     let (lo, hi) = options.strategy.interval;
-    let index = |level: f32| LEVELS.iter().position(|&l| (l - level).abs() < 1e-6).expect("interval levels are in LEVELS");
+    let index = |level: f32| {
+        LEVELS
+            .iter()
+            .position(|&l| (l - level).abs() < 1e-6)
+            .expect("interval levels are in LEVELS")
+    };
     let (li, hi_i) = (index(lo), index(hi));
     let alpha = 1.0 - f64::from(hi - lo);
     QuantileMetrics {
@@ -261,9 +282,17 @@ fn quantile_metrics(windows: &[Window], options: &BacktestOptions) -> QuantileMe
             .enumerate()
             .map(|(i, &l)| (l, mean(windows.iter().map(|w| coverage(&w.actual, &w.quantiles[i])))))
             .collect(),
-        interval_coverage: mean(windows.iter().map(|w| interval_coverage(&w.actual, &w.quantiles[li], &w.quantiles[hi_i]))),
+        interval_coverage: mean(
+            windows
+                .iter()
+                .map(|w| interval_coverage(&w.actual, &w.quantiles[li], &w.quantiles[hi_i])),
+        ),
         interval: (lo, hi),
-        msis: mean(windows.iter().map(|w| msis(&w.actual, &w.quantiles[li], &w.quantiles[hi_i], alpha, w.scale))),
+        msis: mean(
+            windows
+                .iter()
+                .map(|w| msis(&w.actual, &w.quantiles[li], &w.quantiles[hi_i], alpha, w.scale)),
+        ),
     }
 }
 
@@ -314,7 +343,10 @@ pub fn backtest_series(
             .iter()
             .map(|&o| {
                 let from = o.saturating_sub(options.context);
-                let rows = columns.iter().map(|c| c[from..o].iter().map(|&v| v as f32).collect()).collect();
+                let rows = columns
+                    .iter()
+                    .map(|c| c[from..o].iter().map(|&v| v as f32).collect())
+                    .collect();
                 Task::multivariate(rows)
             })
             .collect();
@@ -330,8 +362,9 @@ pub fn backtest_series(
             let context = &closes[from..o];
             let actual = closes[o..o + options.horizon].to_vec();
             let median: Vec<f64> = read.median(target_row).iter().map(|&v| f64::from(v)).collect();
-            let quantiles: Vec<Vec<f64>> =
-                (0..LEVELS.len()).map(|l| read.series(target_row, l).into_iter().map(f64::from).collect()).collect();
+            let quantiles: Vec<Vec<f64>> = (0..LEVELS.len())
+                .map(|l| read.series(target_row, l).into_iter().map(f64::from).collect())
+                .collect();
             let [naive, seasonal_naive, drift] = baselines(context, options.horizon, options.season);
             let last_close = closes[o - 1];
             let k = strategy.trade_step - 1;
@@ -344,7 +377,10 @@ pub fn backtest_series(
             } else {
                 0
             };
-            let (lo, hi) = (level(strategy.interval.0)[k] / last_close - 1.0, level(strategy.interval.1)[k] / last_close - 1.0);
+            let (lo, hi) = (
+                level(strategy.interval.0)[k] / last_close - 1.0,
+                level(strategy.interval.1)[k] / last_close - 1.0,
+            );
             let mut confidence_signal: i8 = if lo > 0.0 {
                 1
             } else if hi < 0.0 {
@@ -376,9 +412,18 @@ pub fn backtest_series(
 
     let model_metrics = point_metrics(&windows, |w| &w.median, strategy.trade_step);
     let baselines = vec![
-        ("naive".to_string(), point_metrics(&windows, |w| &w.naive, strategy.trade_step)),
-        ("seasonal_naive".to_string(), point_metrics(&windows, |w| &w.seasonal_naive, strategy.trade_step)),
-        ("drift".to_string(), point_metrics(&windows, |w| &w.drift, strategy.trade_step)),
+        (
+            "naive".to_string(),
+            point_metrics(&windows, |w| &w.naive, strategy.trade_step),
+        ),
+        (
+            "seasonal_naive".to_string(),
+            point_metrics(&windows, |w| &w.seasonal_naive, strategy.trade_step),
+        ),
+        (
+            "drift".to_string(),
+            point_metrics(&windows, |w| &w.drift, strategy.trade_step),
+        ),
     ];
     let k = strategy.trade_step - 1;
     let model_errors: Vec<f64> = windows.iter().map(|w| (w.actual[k] - w.median[k]).abs()).collect();
@@ -391,7 +436,13 @@ pub fn backtest_series(
         ..strategy.sim
     };
     let run = |name: &str, pick: fn(&Window) -> i8| {
-        let signals: Vec<Signal> = windows.iter().map(|w| Signal { origin: w.origin, direction: pick(w) }).collect();
+        let signals: Vec<Signal> = windows
+            .iter()
+            .map(|w| Signal {
+                origin: w.origin,
+                direction: pick(w),
+            })
+            .collect();
         let path = simulate(&closes, &signals, span_start, span_end, &sim);
         StrategyResult {
             name: name.to_string(),
@@ -428,5 +479,7 @@ pub fn backtest_series(
 
 /// The error for a column joint OHLC needs but the data lacks.
 fn missing_column(label: &str, column: &str) -> BacktestError {
-    BacktestError::Setup(format!("{label}: joint OHLC needs a `{column}` column; pass `--target close` to forecast closes alone"))
+    BacktestError::Setup(format!(
+        "{label}: joint OHLC needs a `{column}` column; pass `--target close` to forecast closes alone"
+    ))
 }

@@ -225,7 +225,10 @@ impl SafetensorsSource {
             // SAFETY (of the map's contents): checkpoints are treated as read-only; a file
             // changed under a running process is outside what we can guard against, as for
             // every mmap-based loader.
-            #[allow(unsafe_code, reason = "memory-mapping is inherently unsafe; the file is opened read-only")]
+            #[allow(
+                unsafe_code,
+                reason = "memory-mapping is inherently unsafe; the file is opened read-only"
+            )]
             let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
                 path: path.clone(),
                 source,

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-
 use crate::config::Config;
 use crate::error::Error;
 
@@ -44,7 +43,11 @@ pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 #[derive(Clone)]
 enum Storage {
     /// f32 data read in place from a mapped safetensors file.
-    Mapped { map: SharedBytes, offset: usize, len: usize },
+    Mapped {
+        map: SharedBytes,
+        offset: usize,
+        len: usize,
+    },
     /// Converted (bf16/f16) or generated data.
     Owned(Arc<Vec<f32>>),
 }
@@ -114,7 +117,9 @@ impl Tensor {
     pub fn data(&self) -> &[f32] {
         match &self.storage {
             Storage::Owned(data) => data,
-            Storage::Mapped { map, offset, len } => bytemuck::cast_slice(&(**map).as_ref()[*offset..*offset + *len * 4]),
+            Storage::Mapped { map, offset, len } => {
+                bytemuck::cast_slice(&(**map).as_ref()[*offset..*offset + *len * 4])
+            }
         }
     }
 

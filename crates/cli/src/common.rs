@@ -33,7 +33,9 @@ impl ModelArgs {
     /// Resolves and loads the model.
     pub fn load(&self) -> Result<(Chronos2Model, String)> {
         let resolved = self.resolve()?;
-        let model = resolved.load().with_context(|| format!("cannot load model {}", resolved.label))?;
+        let model = resolved
+            .load()
+            .with_context(|| format!("cannot load model {}", resolved.label))?;
         Ok((model, resolved.label))
     }
 }

@@ -134,7 +134,9 @@ impl ResolveOptions {
 fn parse_repo_id(spec: &str) -> Option<(&str, &str, &str)> {
     let (id, revision) = spec.split_once('@').unwrap_or((spec, "main"));
     let (org, name) = id.split_once('/')?;
-    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !s.starts_with('.');
+    let valid = |s: &str| {
+        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !s.starts_with('.')
+    };
     (valid(org) && valid(name) && !revision.is_empty()).then_some((org, name, revision))
 }
 
@@ -198,7 +200,14 @@ pub fn resolve(spec: Option<&str>, options: &ResolveOptions) -> Result<Resolved,
     let looked = if caches.is_empty() {
         "no cache directory is set (HF_HUB_CACHE, HF_HOME, HOME)".to_string()
     } else {
-        format!("looked in {}", caches.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "))
+        format!(
+            "looked in {}",
+            caches
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     if options.offline() {
         return Err(HubError::NotFound(format!(
@@ -209,7 +218,13 @@ pub fn resolve(spec: Option<&str>, options: &ResolveOptions) -> Result<Resolved,
 }
 
 #[cfg(feature = "download")]
-fn download(org: &str, name: &str, revision: &str, looked: &str, options: &ResolveOptions) -> Result<Resolved, HubError> {
+fn download(
+    org: &str,
+    name: &str,
+    revision: &str,
+    looked: &str,
+    options: &ResolveOptions,
+) -> Result<Resolved, HubError> {
     let fail = |e: &dyn std::fmt::Display| {
         HubError::Download(format!(
             "model `{org}/{name}` is not in the Hugging Face cache ({looked}) and downloading it failed: {e}; pass --offline to skip the network or --model DIR for a local checkpoint"
@@ -239,7 +254,10 @@ fn download(org: &str, name: &str, revision: &str, looked: &str, options: &Resol
             }
         }
     }
-    let snapshot = config.parent().map(Path::to_path_buf).ok_or_else(|| fail(&"no snapshot directory"))?;
+    let snapshot = config
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| fail(&"no snapshot directory"))?;
     Ok(Resolved {
         source: ModelSource::Directory(snapshot),
         label: format!("{org}/{name}"),
@@ -248,7 +266,13 @@ fn download(org: &str, name: &str, revision: &str, looked: &str, options: &Resol
 }
 
 #[cfg(not(feature = "download"))]
-fn download(org: &str, name: &str, _revision: &str, looked: &str, _options: &ResolveOptions) -> Result<Resolved, HubError> {
+fn download(
+    org: &str,
+    name: &str,
+    _revision: &str,
+    looked: &str,
+    _options: &ResolveOptions,
+) -> Result<Resolved, HubError> {
     Err(HubError::NotFound(format!(
         "model `{org}/{name}` is not in the Hugging Face cache ({looked}) and this build has no download support (feature `download`)"
     )))
@@ -321,17 +345,27 @@ mod tests {
     fn offline_refusal_names_where_it_looked() {
         let root = tempfile::tempdir().unwrap();
         let cache = root.path().to_str().unwrap();
-        let err = resolve(Some("amazon/chronos-2"), &options(&[("HF_HUB_CACHE", cache)], true)).unwrap_err().to_string();
-        assert!(err.contains("not in the Hugging Face cache") && err.contains(cache) && err.contains("--offline"), "{err}");
-        let err = resolve(Some("amazon/chronos-2"), &options(&[("HF_HUB_CACHE", cache), ("HF_HUB_OFFLINE", "1")], false))
+        let err = resolve(Some("amazon/chronos-2"), &options(&[("HF_HUB_CACHE", cache)], true))
             .unwrap_err()
             .to_string();
+        assert!(
+            err.contains("not in the Hugging Face cache") && err.contains(cache) && err.contains("--offline"),
+            "{err}"
+        );
+        let err = resolve(
+            Some("amazon/chronos-2"),
+            &options(&[("HF_HUB_CACHE", cache), ("HF_HUB_OFFLINE", "1")], false),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("downloads are off"), "{err}");
     }
 
     #[test]
     fn not_found_text_for_a_bad_spec() {
-        let err = resolve(Some("./no/such/dir/here"), &options(&[], true)).unwrap_err().to_string();
+        let err = resolve(Some("./no/such/dir/here"), &options(&[], true))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no such directory") && err.contains("org/name"), "{err}");
     }
 }

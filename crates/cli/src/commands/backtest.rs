@@ -103,7 +103,11 @@ impl Args {
                 Some("none") => IdColumn::None,
                 Some(name) => IdColumn::Named(name.into()),
             },
-            duplicates: if self.keep_last { Duplicates::KeepLast } else { Duplicates::Error },
+            duplicates: if self.keep_last {
+                Duplicates::KeepLast
+            } else {
+                Duplicates::Error
+            },
             gaps: match self.fill.as_str() {
                 "none" | "trading-days" => Gaps::TradingDays,
                 "forward" | "ffill" => Gaps::ForwardFill,
@@ -126,7 +130,12 @@ impl Args {
             .collect::<Result<_, _>>()
             .ok()
             .filter(|v: &Vec<f32>| v.len() == 2 && v[0] < v[1])
-            .with_context(|| format!("cannot read --interval `{}`; expected two levels like 0.1,0.9", self.interval))?;
+            .with_context(|| {
+                format!(
+                    "cannot read --interval `{}`; expected two levels like 0.1,0.9",
+                    self.interval
+                )
+            })?;
         let allowed = chronos2_backtest::walkforward::LEVELS;
         if !interval.iter().all(|l| allowed.iter().any(|a| (a - l).abs() < 1e-6)) {
             bail!("--interval levels must be among {allowed:?}");
@@ -139,9 +148,12 @@ impl Args {
             Some(text) => Some(match text.parse::<usize>() {
                 Ok(index) => index,
                 Err(_) => {
-                    let (t, _) = chronos2_data::parse_timestamp(text)
-                        .with_context(|| format!("cannot read --first-origin `{text}`; expected a bar index or a date"))?;
-                    bars.iter().position(|&b| b >= t).with_context(|| format!("--first-origin {text} is after the last bar"))?
+                    let (t, _) = chronos2_data::parse_timestamp(text).with_context(|| {
+                        format!("cannot read --first-origin `{text}`; expected a bar index or a date")
+                    })?;
+                    bars.iter()
+                        .position(|&b| b >= t)
+                        .with_context(|| format!("--first-origin {text} is after the last bar"))?
                 }
             }),
         };
@@ -176,15 +188,25 @@ pub fn backtest(args: &Args, engine: &chronos2_engine::Engine, label: &str) -> R
     let path = args.data_path();
     let load = args.load_options()?;
     // Timestamps for a dated --first-origin (the first series' bars).
-    let probe = chronos2_data::load_csv(&path, &LoadOptions { columns: vec!["close".into()], ..load.clone() })?;
+    let probe = chronos2_data::load_csv(
+        &path,
+        &LoadOptions {
+            columns: vec!["close".into()],
+            ..load.clone()
+        },
+    )?;
     let options = args.options(&probe.series[0].timestamps)?;
     let total = probe.series.len() * options.windows;
     let bar = ProgressBar::new(total as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} windows {elapsed} (eta {eta})").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} windows {elapsed} (eta {eta})").expect("valid template"),
+    );
     if total < 50 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let run = run_backtest(engine, label, &path, &load, &options, &mut |done, _| bar.set_position(done as u64))?;
+    let run = run_backtest(engine, label, &path, &load, &options, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     Ok(run)
 }
@@ -199,6 +221,14 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     }
     write!(out, "{}", summary(&run))?;
     let files = write_outputs(&run, &args.out, "")?;
-    writeln!(out, "\nwrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))?;
+    writeln!(
+        out,
+        "\nwrote {}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
     Ok(())
 }

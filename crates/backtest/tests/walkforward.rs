@@ -1,0 +1,161 @@
+//! Walk-forward invariants: no look-ahead, windows scored against exactly the bars they
+//! forecast, long-only never shorts, no trades means no return and no fees, fees only hurt.
+
+use std::path::Path;
+
+use chronos2::Chronos2Model;
+use chronos2_backtest::trading::SimConfig;
+use chronos2_backtest::walkforward::{baselines, origins};
+use chronos2_backtest::{backtest_series, BacktestOptions, SeriesBacktest, StrategyOptions, Timing};
+use chronos2_data::{Calendar, Series};
+
+fn model() -> Chronos2Model {
+    Chronos2Model::load(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../chronos2/tests/fixtures/reference/models/tiny-random"),
+    )
+    .unwrap()
+}
+
+fn series(closes: Vec<f64>) -> Series {
+    Series {
+        id: None,
+        timestamps: (0..closes.len() as i64).map(|i| 1_700_000_000 + i * 86_400).collect(),
+        columns: vec![("close".into(), closes)],
+        calendar: Calendar {
+            step: 86_400,
+            weekdays_only: false,
+        },
+        filled: 0,
+    }
+}
+
+fn prices(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|t| 100.0 * (1.0 + 0.3 * (t as f64 * 0.21).sin() + 0.002 * t as f64))
+        .collect()
+}
+
+fn options() -> BacktestOptions {
+    BacktestOptions {
+        context: 64,
+        horizon: 5,
+        windows: 30,
+        step: 1,
+        first_origin: None,
+        season: 7,
+        joint_ohlc: false,
+        batch_size: 8,
+        strategy: StrategyOptions {
+            trade_step: 1,
+            threshold: 0.001,
+            interval: (0.1, 0.9),
+            long_only: false,
+            sim: SimConfig {
+                fraction: 1.0,
+                fee_bps: 10.0,
+                slippage_bps: 5.0,
+                hold: 1,
+                initial_equity: 10_000.0,
+            },
+        },
+    }
+}
+
+fn run(closes: Vec<f64>, options: &BacktestOptions) -> SeriesBacktest {
+    let mut timing = Timing::default();
+    backtest_series(&model(), &series(closes), "test", options, &mut |_, _| {}, &mut timing).unwrap()
+}
+
+#[test]
+fn changing_bars_after_an_origin_never_changes_its_forecast() {
+    let closes = prices(200);
+    let base = run(closes.clone(), &options());
+    let cut = base.windows[12].origin;
+    let mut changed = closes;
+    for v in &mut changed[cut..] {
+        *v *= 3.0;
+    }
+    let after = run(changed, &options());
+    for (a, b) in base.windows.iter().zip(&after.windows) {
+        if a.origin <= cut {
+            assert_eq!(a.median, b.median, "window at {} saw bars from {cut} on", a.origin);
+            assert_eq!(a.quantiles, b.quantiles);
+        }
+    }
+    assert_ne!(
+        base.windows[20].median, after.windows[20].median,
+        "later windows do see the change"
+    );
+}
+
+#[test]
+fn windows_are_scored_against_exactly_the_bars_they_forecast() {
+    let closes = prices(150);
+    let result = run(closes.clone(), &options());
+    let origins = origins(150, &options()).unwrap();
+    assert_eq!(origins.len(), 30);
+    assert_eq!(
+        *origins.last().unwrap(),
+        150 - 5,
+        "default origins: the last windows with a full horizon"
+    );
+    for w in &result.windows {
+        assert_eq!(w.actual, closes[w.origin..w.origin + 5]);
+        assert_eq!(w.last_close, closes[w.origin - 1]);
+        let [naive, _, _] = baselines(&closes[w.origin - 64..w.origin], 5, 7);
+        assert_eq!(w.naive, naive);
+    }
+}
+
+#[test]
+fn long_only_never_shorts() {
+    let mut o = options();
+    o.strategy.long_only = true;
+    o.strategy.threshold = 0.0;
+    let result = run(prices(150), &o);
+    for s in &result.strategies {
+        assert!(s.path.trades.iter().all(|t| t.direction == 1), "{} shorted", s.name);
+    }
+    assert!(result
+        .windows
+        .iter()
+        .all(|w| w.threshold_signal >= 0 && w.confidence_signal >= 0));
+}
+
+#[test]
+fn no_trades_means_zero_return_and_zero_fees() {
+    let mut o = options();
+    o.strategy.threshold = 1e9;
+    let result = run(prices(150), &o);
+    let threshold = &result.strategies[0];
+    assert_eq!(threshold.metrics.trades, 0);
+    assert_eq!(threshold.metrics.total_return, 0.0);
+    assert_eq!(threshold.metrics.total_costs, 0.0);
+}
+
+#[test]
+fn higher_fees_never_raise_returns() {
+    let mut previous = f64::INFINITY;
+    for fee in [0.0, 5.0, 25.0, 100.0] {
+        let mut o = options();
+        o.strategy.sim.fee_bps = fee;
+        let total = run(prices(150), &o).strategies[0].metrics.total_return;
+        assert!(total <= previous);
+        previous = total;
+    }
+}
+
+#[test]
+fn impossible_setups_are_clear_errors() {
+    let mut o = options();
+    o.windows = 500;
+    let err = origins(150, &o).unwrap_err().to_string();
+    assert!(err.contains("cannot hold 500 windows"), "{err}");
+    o.windows = 3;
+    o.strategy.trade_step = 9;
+    let mut timing = Timing::default();
+    let err = backtest_series(&model(), &series(prices(150)), "x", &o, &mut |_, _| {}, &mut timing)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--trade-step"), "{err}");
+}
