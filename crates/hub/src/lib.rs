@@ -90,12 +90,15 @@ pub fn builtin() -> Result<Chronos2Model, chronos2::Error> {
     Chronos2Model::from_memory(BUILTIN_NAME, BUILTIN_CONFIG, BUILTIN_WEIGHTS)
 }
 
+/// Looks up an environment variable.
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
+
 /// How to resolve: offline or not, and where environment variables come from.
 pub struct ResolveOptions {
     /// Forbid network access (`--offline`); `HF_HUB_OFFLINE=1` has the same effect.
     pub offline: bool,
     /// Environment lookup (the process environment in the CLI; a map in tests).
-    pub env: Box<dyn Fn(&str) -> Option<String>>,
+    pub env: EnvLookup,
 }
 
 impl ResolveOptions {
