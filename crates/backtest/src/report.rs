@@ -205,7 +205,7 @@ struct Band<'a> {
 
 /// An SVG line chart with a y axis, x tick labels from `x_label` and a legend.
 fn chart(title: &str, lines: &[Line<'_>], bands: &[Band<'_>], x_label: &dyn Fn(f64) -> String) -> String {
-    let (w, h, left, right, top, bottom) = (760.0, 280.0, 70.0, 10.0, 28.0, 40.0);
+    let (w, h, left, right, top, bottom) = (780.0, 280.0, 70.0, 40.0, 28.0, 40.0);
     let all_x = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.0))
