@@ -17,6 +17,7 @@
 mod machine;
 mod runner;
 mod stats;
+pub mod verdict;
 
 pub use machine::{current_rss_bytes, gemm_rate, peak_rss_bytes, MachineInfo};
 pub use runner::{

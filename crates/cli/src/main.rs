@@ -22,6 +22,7 @@ struct Cli {
 enum Command {
     Backtest(commands::backtest::Args),
     Bench(commands::bench::Args),
+    Compare(commands::compare::Args),
     Forecast(commands::forecast::Args),
     InitRandom(commands::init_random::Args),
     Inspect(commands::inspect::Args),
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Backtest(args) => commands::backtest::run(args, &mut out),
         Command::Bench(args) => commands::bench::run(args, &mut out),
+        Command::Compare(args) => commands::compare::run(args, &mut out),
         Command::Forecast(args) => commands::forecast::run(args, &mut out),
         Command::InitRandom(args) => commands::init_random::run(args, &mut out),
         Command::Inspect(args) => commands::inspect::run(args, &mut out),

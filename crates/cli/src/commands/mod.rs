@@ -2,6 +2,7 @@
 
 pub mod backtest;
 pub mod bench;
+pub mod compare;
 pub mod forecast;
 pub mod init_random;
 pub mod inspect;
