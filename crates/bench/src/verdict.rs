@@ -1,5 +1,5 @@
 //! The eager-vs-compiled decision, by explicit criteria (the original system's rule: speedup
-//! > 1.5x, 100 % success, MAE difference < 2 %, equal or better profitability), each shown as
+//! above 1.5x, 100 % success, MAE difference < 2 %, equal or better profitability), each shown as
 //! pass/fail with its measured value. Profitability is compared as a difference of total
 //! returns in percentage points with a stated tolerance, never as a ratio: the original
 //! `x > 1.1 · y` rule misranks negative returns (with y = -10 %, x = -10.5 % passes it).
