@@ -60,6 +60,23 @@ pub struct EngineArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Compiled mode: plan these buckets at load, `ROWSxCONTEXTxHORIZON` separated by commas
+    /// (e.g. `1x512x16,32x512x16`); other shapes are planned on first use.
+    #[arg(long)]
+    pub warmup: Option<String>,
+}
+
+/// Parses `ROWSxCONTEXTxHORIZON,...`.
+fn parse_shapes(text: &str) -> Result<Vec<(usize, usize, usize)>> {
+    text.split(',')
+        .map(|item| {
+            let parts: Vec<usize> = item.trim().split('x').filter_map(|p| p.parse().ok()).collect();
+            match parts.as_slice() {
+                [rows, context, horizon] if *rows > 0 && *context > 0 && *horizon > 0 => Ok((*rows, *context, *horizon)),
+                _ => anyhow::bail!("cannot read --warmup shape `{item}`; expected ROWSxCONTEXTxHORIZON, e.g. 1x512x16"),
+            }
+        })
+        .collect()
 }
 
 impl EngineArgs {
@@ -73,6 +90,10 @@ impl EngineArgs {
             dtype: self.dtype.clone(),
             threads: self.threads,
         })?;
+        let settings = Settings {
+            warmup: self.warmup.clone(),
+            ..settings
+        };
         for note in &settings.notes {
             eprintln!("note: {note}");
         }
@@ -100,6 +121,10 @@ pub fn load_engine(model: &ModelArgs, settings: &Settings) -> Result<Loaded> {
     let load_time = started.elapsed();
     let started = Instant::now();
     let engine = Engine::new(Arc::new(eager), settings);
+    if let (Some(shapes), Engine::Compiled(compiled)) = (&settings.warmup, &engine) {
+        let planning = compiled.warm_up(&parse_shapes(shapes)?)?;
+        eprintln!("chronos2: planned {} bucket(s) in {:.1} ms", compiled.stats().plans_built, planning.as_secs_f64() * 1e3);
+    }
     Ok(Loaded {
         label,
         engine,

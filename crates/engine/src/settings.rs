@@ -61,6 +61,8 @@ pub struct Settings {
     pub threads: usize,
     /// Notes about how the settings were resolved (aliases, defaults).
     pub notes: Vec<String>,
+    /// Buckets to plan at load (`ROWSxCONTEXTxHORIZON,...`), compiled mode only.
+    pub warmup: Option<String>,
 }
 
 impl Default for Settings {
@@ -71,6 +73,7 @@ impl Default for Settings {
             backend: "cpu".into(),
             threads: 0,
             notes: Vec::new(),
+            warmup: None,
         }
     }
 }
