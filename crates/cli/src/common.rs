@@ -72,7 +72,9 @@ fn parse_shapes(text: &str) -> Result<Vec<(usize, usize, usize)>> {
         .map(|item| {
             let parts: Vec<usize> = item.trim().split('x').filter_map(|p| p.parse().ok()).collect();
             match parts.as_slice() {
-                [rows, context, horizon] if *rows > 0 && *context > 0 && *horizon > 0 => Ok((*rows, *context, *horizon)),
+                [rows, context, horizon] if *rows > 0 && *context > 0 && *horizon > 0 => {
+                    Ok((*rows, *context, *horizon))
+                }
                 _ => anyhow::bail!("cannot read --warmup shape `{item}`; expected ROWSxCONTEXTxHORIZON, e.g. 1x512x16"),
             }
         })
@@ -123,7 +125,11 @@ pub fn load_engine(model: &ModelArgs, settings: &Settings) -> Result<Loaded> {
     let engine = Engine::new(Arc::new(eager), settings);
     if let (Some(shapes), Engine::Compiled(compiled)) = (&settings.warmup, &engine) {
         let planning = compiled.warm_up(&parse_shapes(shapes)?)?;
-        eprintln!("chronos2: planned {} bucket(s) in {:.1} ms", compiled.stats().plans_built, planning.as_secs_f64() * 1e3);
+        eprintln!(
+            "chronos2: planned {} bucket(s) in {:.1} ms",
+            compiled.stats().plans_built,
+            planning.as_secs_f64() * 1e3
+        );
     }
     Ok(Loaded {
         label,
