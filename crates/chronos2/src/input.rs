@@ -221,6 +221,18 @@ pub struct ModelOutput {
 }
 
 impl ModelOutput {
+    /// An empty output, to be filled by an engine that reuses its allocation.
+    pub fn empty() -> Self {
+        Self {
+            quantile_preds: Vec::new(),
+            rows: 0,
+            num_quantiles: 0,
+            horizon: 0,
+            loc: Vec::new(),
+            scale: Vec::new(),
+        }
+    }
+
     /// The forecast of row `row` at quantile index `quantile`, `(H)`.
     pub fn series(&self, row: usize, quantile: usize) -> &[f32] {
         let start = (row * self.num_quantiles + quantile) * self.horizon;

@@ -195,14 +195,7 @@ impl CompiledModel {
     /// # Errors
     /// As [`forward_into`](Self::forward_into).
     pub fn forward(&self, input: &ModelInput) -> Result<ModelOutput, EngineError> {
-        let mut out = ModelOutput {
-            quantile_preds: Vec::new(),
-            rows: 0,
-            num_quantiles: 0,
-            horizon: 0,
-            loc: Vec::new(),
-            scale: Vec::new(),
-        };
+        let mut out = ModelOutput::empty();
         self.forward_into(input, &mut out)?;
         Ok(out)
     }

@@ -39,17 +39,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn empty_output() -> ModelOutput {
-    ModelOutput {
-        quantile_preds: Vec::new(),
-        rows: 0,
-        num_quantiles: 0,
-        horizon: 0,
-        loc: Vec::new(),
-        scale: Vec::new(),
-    }
-}
-
 fn inputs() -> Vec<ModelInput> {
     let rows: Vec<Vec<f32>> = (0..4)
         .map(|r| (0..100).map(|t| (t as f32 * 0.2 + r as f32).sin() + 3.0).collect())
@@ -70,7 +59,7 @@ fn warm_calls_allocate_nothing_and_plan_nothing() {
     let eager = Arc::new(Chronos2Model::random(Config::tiny(), 5, RandomInit::Rerandomized));
     let compiled = CompiledModel::new(eager, CompileMode::ReduceOverhead);
     let inputs = inputs();
-    let mut out = empty_output();
+    let mut out = ModelOutput::empty();
     // Warm-up: one call per bucket (builds plans, sizes `out`, starts the thread pool).
     for input in &inputs {
         compiled.forward_into(input, &mut out).unwrap();
