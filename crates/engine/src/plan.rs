@@ -7,6 +7,8 @@
 //! * singleton groups: group attention is exactly `O(V(x))` (softmax over one key is 1), so
 //!   Q, K and the B×B scores are skipped; other groups attend only within themselves;
 //! * the REG token and the future tokens without covariates are embedded once, not per row;
+//! * in the last block, only the last M tokens of each row (the ones the output head reads)
+//!   get queries, group attention and the feed-forward; keys and values still come from all;
 //! * only the last M tokens get the final norm and the output head.
 //!
 //! Positions whose own key is masked (padding patches) may hold different values than in the
@@ -313,27 +315,58 @@ impl Plan {
             mask[n..].fill(1.0);
         }
 
-        for block in &model.blocks {
-            time_attention(config, block, &mut buf, b, s, rope, scratch, threads);
-            if *all_singleton {
-                singleton_group_attention(config, block, &mut buf, b * s, threads);
-            } else {
-                group_attention(config, block, &mut buf, b, s, groups, threads);
-            }
-            feed_forward(config, block, &mut buf, b * s, threads);
+        let (last_block, blocks) = model.blocks.split_last().expect("a model has at least one block");
+        for block in blocks {
+            time_attention(config, block, &mut buf, b, s, 0, rope, scratch, threads);
+            apply(&block.time_o, buf.ctx, b * s, buf.h, true, threads.threads(OUT));
+            let mut stage = Stage {
+                h: &mut *buf.h,
+                x: &mut *buf.x,
+                qkv: &mut *buf.qkv,
+                ctx: &mut *buf.ctx,
+                hidden: &mut *buf.hidden,
+                scratch: &mut *buf.attention,
+                mask: Some(&*buf.attn_mask),
+            };
+            group_and_feed_forward(config, block, &mut stage, b, s, groups, *all_singleton, threads);
         }
-
-        // Final norm of the last M tokens of each row, then the output head.
-        let last = &mut buf.x[..b * m * d];
+        // Last block: keys and values come from every token, but only the last M tokens of
+        // each row reach the output head, so queries, group attention and the feed-forward
+        // run on those alone (exact: every op after the time attention is per token or per
+        // position).
+        time_attention(config, last_block, &mut buf, b, s, first_future, rope, scratch, threads);
+        let h_last = &mut buf.embed[..b * m * d];
         for row in 0..b {
-            let tokens = &buf.h[(row * s + first_future) * d..(row + 1) * s * d];
-            rms_norm(
-                &mut last[row * m * d..(row + 1) * m * d],
-                tokens,
-                &model.final_norm,
-                config.layer_norm_epsilon,
-            );
+            h_last[row * m * d..(row + 1) * m * d]
+                .copy_from_slice(&buf.h[(row * s + first_future) * d..(row + 1) * s * d]);
         }
+        apply(
+            &last_block.time_o,
+            &buf.ctx[..b * m * config.inner_dim()],
+            b * m,
+            h_last,
+            true,
+            threads.threads(OUT),
+        );
+        let mut stage = Stage {
+            h: h_last,
+            x: &mut *buf.x,
+            qkv: &mut *buf.qkv,
+            ctx: &mut *buf.ctx,
+            hidden: &mut *buf.hidden,
+            scratch: &mut *buf.attention,
+            mask: None,
+        };
+        group_and_feed_forward(config, last_block, &mut stage, b, m, groups, *all_singleton, threads);
+
+        // Final norm of the last M tokens, then the output head.
+        let last = &mut buf.x[..b * m * d];
+        norm_rows(
+            last,
+            &buf.embed[..b * m * d],
+            &model.final_norm,
+            config.layer_norm_epsilon,
+        );
         residual_block(&model.output, last, b * m, buf.hidden, buf.head, threads.threads(HEAD));
         write_output(config, buf.head, stats, b, m, out);
         Ok(())
@@ -399,7 +432,9 @@ fn norm_rows(x: &mut [f32], h: &[f32], weight: &[f32], eps: f32) {
     });
 }
 
-/// Time self-attention with RoPE, fused QKV, residual accumulated into `h`.
+/// Time self-attention with RoPE and fused QKV over all S tokens of each row, with queries
+/// from positions `first_query..S` only; writes their head outputs to `ctx`, compactly
+/// `(B·(S - first_query), I)`. The O projection is the caller's.
 #[allow(clippy::too_many_arguments, reason = "the plan's state for one layer")]
 fn time_attention(
     config: &Config,
@@ -407,10 +442,12 @@ fn time_attention(
     buf: &mut Buffers<'_>,
     b: usize,
     s: usize,
+    first_query: usize,
     rope: &RopeTable,
     scratch: AttentionScratch,
     threads: ThreadChoice,
 ) {
+    let queries = s - first_query;
     let (dk, inner, heads) = (config.d_kv, config.inner_dim(), config.num_heads);
     norm_rows(buf.x, buf.h, &block.time_norm, config.layer_norm_epsilon);
     apply(&block.time_qkv, buf.x, b * s, buf.qkv, false, threads.threads(QKV));
@@ -434,12 +471,13 @@ fn time_attention(
             let stride = 3 * inner;
             pack_into(keys, MatRef::strided(&qkv[base + inner..], s, dk, stride, 1));
             pack_into(values, MatRef::strided(&qkv[base + 2 * inner..], s, dk, stride, 1).t());
+            let scores = &mut scores[..queries * s];
             linear(
                 scores,
                 s,
-                &qkv[base..],
+                &qkv[base + first_query * stride..],
                 stride,
-                s,
+                queries,
                 PackedRef::new(keys, s, dk),
                 None,
                 false,
@@ -453,11 +491,11 @@ fn time_attention(
                 softmax(line);
             }
             linear(
-                out,
+                &mut out[..queries * dk],
                 dk,
                 scores,
                 s,
-                s,
+                queries,
                 PackedRef::new(values, dk, s),
                 None,
                 false,
@@ -465,31 +503,78 @@ fn time_attention(
             );
         },
     );
-    // Scatter head outputs (B·H, S, dk) into (B·S, I).
+    // Scatter head outputs (B·H, queries, dk) into (B·queries, I).
     for (task, area) in buf.attention[..b * heads * scratch.len()]
         .chunks_exact(scratch.len())
         .enumerate()
     {
         let (row, head) = (task / heads, task % heads);
         let out = &area[scratch.keys + scratch.scores + scratch.values..];
-        for t in 0..s {
-            buf.ctx[(row * s + t) * inner + head * dk..][..dk].copy_from_slice(&out[t * dk..(t + 1) * dk]);
+        for t in 0..queries {
+            buf.ctx[(row * queries + t) * inner + head * dk..][..dk].copy_from_slice(&out[t * dk..(t + 1) * dk]);
         }
     }
-    apply(&block.time_o, buf.ctx, b * s, buf.h, true, threads.threads(OUT));
+}
+
+/// The per-token state group attention and the feed-forward work on: `rows x tokens` tokens
+/// (all S tokens, or the last M in the last block).
+struct Stage<'a> {
+    /// Hidden states `(rows·tokens, D)`, updated in place.
+    h: &'a mut [f32],
+    /// Normed states (scratch).
+    x: &'a mut [f32],
+    /// Q/K/V (scratch).
+    qkv: &'a mut [f32],
+    /// Attention output (scratch).
+    ctx: &'a mut [f32],
+    /// Feed-forward hidden (scratch).
+    hidden: &'a mut [f32],
+    /// Scores scratch for group attention (at least the largest group).
+    scratch: &'a mut [f32],
+    /// Key mask `(rows, tokens)`; `None` = every key observed.
+    mask: Option<&'a [f32]>,
+}
+
+/// Group attention (singleton shortcut or within groups), then the feed-forward.
+#[allow(clippy::too_many_arguments, reason = "the plan's state for one layer")]
+fn group_and_feed_forward(
+    config: &Config,
+    block: &PackedBlock,
+    stage: &mut Stage<'_>,
+    rows: usize,
+    tokens: usize,
+    groups: &[Vec<usize>],
+    all_singleton: bool,
+    threads: ThreadChoice,
+) {
+    if all_singleton {
+        singleton_group_attention(config, block, stage, rows * tokens, threads);
+    } else {
+        group_attention(config, block, stage, rows, tokens, groups, threads);
+    }
+    feed_forward(config, block, stage, rows * tokens, threads);
 }
 
 /// Group attention when every row is its own group: exactly `h += O(V(RMSNorm(h)))`.
 fn singleton_group_attention(
     config: &Config,
     block: &PackedBlock,
-    buf: &mut Buffers<'_>,
+    st: &mut Stage<'_>,
     tokens: usize,
     threads: ThreadChoice,
 ) {
-    norm_rows(buf.x, buf.h, &block.group_norm, config.layer_norm_epsilon);
-    apply(&block.group_v, buf.x, tokens, buf.ctx, false, threads.threads(QKV));
-    apply(&block.group_o, buf.ctx, tokens, buf.h, true, threads.threads(OUT));
+    let (d, inner) = (config.d_model, config.inner_dim());
+    let (x, ctx) = (&mut st.x[..tokens * d], &mut st.ctx[..tokens * inner]);
+    norm_rows(x, &st.h[..tokens * d], &block.group_norm, config.layer_norm_epsilon);
+    apply(&block.group_v, x, tokens, ctx, false, threads.threads(QKV));
+    apply(
+        &block.group_o,
+        ctx,
+        tokens,
+        &mut st.h[..tokens * d],
+        true,
+        threads.threads(OUT),
+    );
 }
 
 /// Dot product with eight independent accumulators (vectorises without reassociation).
@@ -511,56 +596,76 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn group_attention(
     config: &Config,
     block: &PackedBlock,
-    buf: &mut Buffers<'_>,
+    st: &mut Stage<'_>,
     b: usize,
     s: usize,
     groups: &[Vec<usize>],
     threads: ThreadChoice,
 ) {
-    let (dk, inner, heads) = (config.d_kv, config.inner_dim(), config.num_heads);
-    norm_rows(buf.x, buf.h, &block.group_norm, config.layer_norm_epsilon);
-    apply(&block.group_qkv, buf.x, b * s, buf.qkv, false, threads.threads(QKV));
+    let (d, dk, inner, heads) = (config.d_model, config.d_kv, config.inner_dim(), config.num_heads);
+    let tokens = b * s;
+    let (x, qkv, ctx) = (
+        &mut st.x[..tokens * d],
+        &mut st.qkv[..tokens * 3 * inner],
+        &mut st.ctx[..tokens * inner],
+    );
+    norm_rows(x, &st.h[..tokens * d], &block.group_norm, config.layer_norm_epsilon);
+    apply(&block.group_qkv, x, tokens, qkv, false, threads.threads(QKV));
     // Singletons (and every row by default): context = V.
-    for token in 0..b * s {
-        let v = &buf.qkv[token * 3 * inner + 2 * inner..][..inner];
-        buf.ctx[token * inner..(token + 1) * inner].copy_from_slice(v);
+    for token in 0..tokens {
+        ctx[token * inner..(token + 1) * inner].copy_from_slice(&qkv[token * 3 * inner + 2 * inner..][..inner]);
     }
     let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
-    let scores = &mut buf.attention[..largest];
+    let scores = &mut st.scratch[..largest];
+    let observed = |row: usize, t: usize| st.mask.map_or(1.0, |mask| mask[row * s + t]);
     for members in groups {
         let g = members.len();
         for t in 0..s {
             for head in 0..heads {
                 let at = |row: usize, part: usize| (row * s + t) * 3 * inner + part * inner + head * dk;
                 for &qr in members {
-                    let q = &buf.qkv[at(qr, 0)..][..dk];
+                    let q = &qkv[at(qr, 0)..][..dk];
                     for (slot, &kr) in scores[..g].iter_mut().zip(members) {
-                        let key = &buf.qkv[at(kr, 1)..][..dk];
-                        *slot = dot(q, key) + (1.0 - buf.attn_mask[kr * s + t]) * MASK_VALUE;
+                        *slot = dot(q, &qkv[at(kr, 1)..][..dk]) + (1.0 - observed(kr, t)) * MASK_VALUE;
                     }
                     softmax(&mut scores[..g]);
-                    let out = &mut buf.ctx[(qr * s + t) * inner + head * dk..][..dk];
+                    let out = &mut ctx[(qr * s + t) * inner + head * dk..][..dk];
                     out.fill(0.0);
                     for (&weight, &kr) in scores[..g].iter().zip(members) {
-                        let v = &buf.qkv[at(kr, 2)..][..dk];
-                        for (o, &x) in out.iter_mut().zip(v) {
-                            *o += weight * x;
+                        for (o, &v) in out.iter_mut().zip(&qkv[at(kr, 2)..][..dk]) {
+                            *o += weight * v;
                         }
                     }
                 }
             }
         }
     }
-    apply(&block.group_o, buf.ctx, b * s, buf.h, true, threads.threads(OUT));
+    apply(
+        &block.group_o,
+        ctx,
+        tokens,
+        &mut st.h[..tokens * d],
+        true,
+        threads.threads(OUT),
+    );
 }
 
 /// Feed-forward with the residual accumulated into `h`.
-fn feed_forward(config: &Config, block: &PackedBlock, buf: &mut Buffers<'_>, tokens: usize, threads: ThreadChoice) {
-    norm_rows(buf.x, buf.h, &block.ffn_norm, config.layer_norm_epsilon);
-    let hidden = &mut buf.hidden[..tokens * config.d_ff];
-    apply(&block.wi, buf.x, tokens, hidden, false, threads.threads(FFN_IN));
+fn feed_forward(config: &Config, block: &PackedBlock, st: &mut Stage<'_>, tokens: usize, threads: ThreadChoice) {
+    let d = config.d_model;
+    let x = &mut st.x[..tokens * d];
+    norm_rows(x, &st.h[..tokens * d], &block.ffn_norm, config.layer_norm_epsilon);
+    let hidden = &mut st.hidden[..tokens * config.d_ff];
+    apply(&block.wi, x, tokens, hidden, false, threads.threads(FFN_IN));
     pool::global().for_each_chunk(hidden, 4096, &|_, chunk| relu(chunk));
-    apply(&block.wo, hidden, tokens, buf.h, true, threads.threads(FFN_OUT));
+    apply(
+        &block.wo,
+        hidden,
+        tokens,
+        &mut st.h[..tokens * d],
+        true,
+        threads.threads(FFN_OUT),
+    );
 }
 
 /// Times `run` single- and multi-threaded; returns whether single-threaded was faster.
