@@ -34,9 +34,9 @@ pub struct Args {
     /// Draw the inputs from this CSV's close prices instead of a synthetic series.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Untimed warm-up calls per case (each is reported).
+    /// Warm-up calls per case before timing (each is reported apart).
     #[arg(long, default_value_t = 2)]
-    warmup: usize,
+    warmup_calls: usize,
     /// Timed steady-state calls per case.
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -161,7 +161,7 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
             let m = input.num_output_patches();
             let patches = chronos2::forward::context_patches(&config, case.context);
             let flops = model_flops(&config, case.rows, patches, m);
-            let result = run_case(engine, &input, flops, args.warmup, args.runs);
+            let result = run_case(engine, &input, flops, args.warmup_calls, args.runs);
             reports.push(CaseReport {
                 case: *case,
                 flops,

@@ -1,0 +1,191 @@
+//! `backtest`, `bench`, `compare`, `inspect` and `init-random` end to end on the tiny fixture
+//! model: they run on every shared data file, write what they promise, and refuse bad flags.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tiny_model() -> String {
+    repo()
+        .join("crates/chronos2/tests/fixtures/reference/models/tiny-random")
+        .display()
+        .to_string()
+}
+
+fn chronos2(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_chronos2"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn backtest_runs_on_every_shared_file_and_writes_its_report() {
+    let shared = repo().join("../shared/data");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&shared) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+            .collect(),
+        Err(_) => vec![repo().join("data/BTCUSD.csv")],
+    };
+    files.sort();
+    let model = tiny_model();
+    for file in files {
+        let out = tempfile::tempdir().unwrap();
+        let (ok, stdout, stderr) = chronos2(&[
+            "backtest",
+            "--model",
+            &model,
+            "--data",
+            file.to_str().unwrap(),
+            "--windows",
+            "12",
+            "--context",
+            "100",
+            "--horizon",
+            "7",
+            "--target",
+            "ohlc",
+            "--out",
+            out.path().to_str().unwrap(),
+        ]);
+        assert!(ok, "{}: {stderr}", file.display());
+        assert!(
+            stdout.contains("buy_and_hold") && stdout.contains("seasonal_naive"),
+            "{stdout}"
+        );
+        for name in ["report.json", "forecasts.csv", "trades.csv", "report.html"] {
+            assert!(
+                out.path().join(name).is_file(),
+                "{} missing for {}",
+                name,
+                file.display()
+            );
+        }
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap()).unwrap();
+        assert_eq!(report["series"][0]["windows"].as_array().unwrap().len(), 12);
+        let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+        // Inline charts, nothing fetched from elsewhere.
+        assert!(html.matches("<svg").count() >= 4, "charts missing");
+        assert!(
+            !html.contains("src=") && !html.contains("<link") && !html.contains("https://"),
+            "not self-contained"
+        );
+    }
+}
+
+#[test]
+fn bench_reports_every_figure_as_json() {
+    let (ok, stdout, stderr) = chronos2(&[
+        "bench",
+        "--model",
+        &tiny_model(),
+        "--cases",
+        "A,D",
+        "--runs",
+        "3",
+        "--warmup-calls",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["gemm_rate_gflops_2048"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["modes"].as_array().unwrap().len(), 2);
+    for mode in report["modes"].as_array().unwrap() {
+        for case in mode["cases"].as_array().unwrap() {
+            let r = &case["result"];
+            assert_eq!(r["steady_ms"]["count"], 3);
+            assert_eq!(r["plans_built_after_warmup"], 0);
+            assert_eq!(r["errors"], 0);
+        }
+    }
+    assert!(report["machine"]["cpu"].is_string());
+}
+
+#[test]
+fn compare_writes_a_verdict() {
+    let out = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = chronos2(&[
+        "compare",
+        "--model",
+        &tiny_model(),
+        "--setups",
+        "5x64x7",
+        "--repeats",
+        "2",
+        "--format",
+        "json",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let setup = &report["setups"][0];
+    assert_eq!(setup["verdict"]["criteria"].as_array().unwrap().len(), 4);
+    assert!(setup["max_forecast_difference_relative"].as_f64().unwrap() < 1e-5);
+    assert!(out.path().join("compare.md").is_file() && out.path().join("report.html").is_file());
+}
+
+#[test]
+fn init_random_writes_a_loadable_checkpoint_and_inspect_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt");
+    let (ok, stdout, stderr) = chronos2(&[
+        "init-random",
+        "--preset",
+        "tiny",
+        "--init",
+        "rerandomized",
+        "--dtype",
+        "bf16",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("190048 parameters"), "{stdout}");
+    let (ok, stdout, _) = chronos2(&["inspect", "--model", path.to_str().unwrap()]);
+    assert!(ok && stdout.contains("bfloat16"), "{stdout}");
+    let (ok, _, stderr) = chronos2(&["init-random", "--preset", "huge", "--out", path.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("unknown --preset `huge`"), "{stderr}");
+}
+
+#[test]
+fn bad_settings_are_one_line_errors() {
+    let data = repo().join("data/BTCUSD.csv");
+    let (ok, _, stderr) = chronos2(&[
+        "forecast",
+        "--model",
+        &tiny_model(),
+        "--data",
+        data.to_str().unwrap(),
+        "--mode",
+        "turbo",
+    ]);
+    assert!(!ok && stderr.contains("unknown --mode `turbo`"), "{stderr}");
+    let output = Command::new(env!("CARGO_BIN_EXE_chronos2"))
+        .args(["forecast", "--model", &tiny_model(), "--data", data.to_str().unwrap()])
+        .env("TORCH_COMPILED", "sometimes")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("TORCH_COMPILED=\"sometimes\""),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = chronos2(&["backtest", "--model", &tiny_model(), "--windows", "100000"]);
+    assert!(!ok && stderr.contains("cannot hold 100000 windows"), "{stderr}");
+}
