@@ -43,7 +43,7 @@ struct Cache {
 
 /// The compiled (planned) Chronos-2 engine.
 ///
-/// Weights are repacked once at construction. Each shape bucket gets a [`Plan`] on first use
+/// Weights are repacked once at construction. Each shape bucket gets a plan on first use
 /// (or at [`warm_up`](Self::warm_up)); later calls with that bucket allocate nothing and plan
 /// nothing. A call that fails or produces a non-finite value switches the process to the eager
 /// model for good, logs the reason once and counts it.
