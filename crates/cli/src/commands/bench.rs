@@ -53,6 +53,9 @@ pub struct Args {
     /// Horizon for --duration.
     #[arg(long, default_value_t = 16)]
     horizon: usize,
+    /// Size of the square GEMM that measures this machine's fp32 rate.
+    #[arg(long, default_value_t = 2048)]
+    gemm_size: usize,
     /// `table` or `json` (every figure).
     #[arg(long, default_value = "table")]
     format: String,
@@ -84,7 +87,8 @@ struct ModeReport {
 #[derive(Serialize)]
 struct Report {
     machine: MachineInfo,
-    gemm_rate_gflops_2048: f64,
+    gemm_size: usize,
+    gemm_rate_gflops: f64,
     model: String,
     parameters: usize,
     modes: Vec<ModeReport>,
@@ -214,7 +218,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let threads = Engine::threads();
     let report = Report {
         machine: MachineInfo::detect(threads),
-        gemm_rate_gflops_2048: gemm_rate(2048, 5),
+        gemm_size: args.gemm_size,
+        gemm_rate_gflops: gemm_rate(args.gemm_size, 5),
         model: reports[0].model.clone(),
         parameters: reports[0].parameters,
         modes: reports,
@@ -235,8 +240,8 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
     let m = &report.machine;
     writeln!(
         out,
-        "machine: {} | {} cores, {} threads used | GEMM kernels {} | fp32 GEMM 2048^3: {:.1} GFLOP/s",
-        m.cpu, m.cores, m.threads, m.gemm_isa, report.gemm_rate_gflops_2048
+        "machine: {} | {} cores, {} threads used | GEMM kernels {} | fp32 GEMM {}^3: {:.1} GFLOP/s",
+        m.cpu, m.cores, m.threads, m.gemm_isa, report.gemm_size, report.gemm_rate_gflops
     )?;
     writeln!(out, "model: {} ({} parameters)", report.model, report.parameters)?;
     for mode in &report.modes {
@@ -284,7 +289,7 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
                     r.steady_ms.min,
                     r.steady_ms.max,
                     r.gflops,
-                    100.0 * r.gflops / report.gemm_rate_gflops_2048,
+                    100.0 * r.gflops / report.gemm_rate_gflops,
                     r.plans_built_after_warmup,
                     r.fallbacks,
                     r.errors + r.non_finite
