@@ -19,6 +19,7 @@ pub const DEFAULT_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/
 /// naive / seasonal-naive / drift baselines, a Diebold-Mariano test, trading simulations with
 /// fees, and a report (terminal, JSON, CSV, HTML) in --out.
 #[derive(clap::Args, Clone)]
+#[group(id = "backtest_args")]
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
