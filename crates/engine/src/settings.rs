@@ -103,6 +103,28 @@ fn parse_switch(name: &str, value: &str) -> Result<bool, EngineError> {
     }
 }
 
+/// The value of a flag, else of its variable, with the name to use in messages.
+fn flag_or_env(
+    flag: &Option<String>,
+    flag_name: &'static str,
+    env: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Option<(&'static str, String)> {
+    match flag {
+        Some(value) => Some((flag_name, value.clone())),
+        None => env(variable).map(|value| (variable, value)),
+    }
+}
+
+/// `Compiled` or `Eager` from a switch variable's value.
+fn switch_mode(name: &str, value: &str) -> Result<Mode, EngineError> {
+    Ok(if parse_switch(name, value)? {
+        Mode::Compiled
+    } else {
+        Mode::Eager
+    })
+}
+
 impl Settings {
     /// Resolves flags over the process environment.
     ///
@@ -150,11 +172,8 @@ impl Settings {
                 (None, None) => Mode::Eager,
             },
         };
-        let (source, compile_mode) = match (&flags.compile_mode, env("CHRONOS_COMPILE_MODE")) {
-            (Some(v), _) => ("--compile-mode", Some(v.clone())),
-            (None, v) => ("CHRONOS_COMPILE_MODE", v),
-        };
-        if let Some(value) = compile_mode {
+        if let Some((source, value)) = flag_or_env(&flags.compile_mode, "--compile-mode", &env, "CHRONOS_COMPILE_MODE")
+        {
             settings.compile_mode = match value.trim().to_ascii_lowercase().as_str() {
                 "default" => CompileMode::Default,
                 "reduce-overhead" => CompileMode::ReduceOverhead,
@@ -166,11 +185,7 @@ impl Settings {
                 }
             };
         }
-        let (source, backend) = match (&flags.backend, env("CHRONOS_COMPILE_BACKEND")) {
-            (Some(v), _) => ("--backend", Some(v.clone())),
-            (None, v) => ("CHRONOS_COMPILE_BACKEND", v),
-        };
-        if let Some(value) = backend {
+        if let Some((source, value)) = flag_or_env(&flags.backend, "--backend", &env, "CHRONOS_COMPILE_BACKEND") {
             match value.trim().to_ascii_lowercase().as_str() {
                 "cpu" => {}
                 "inductor" => settings
@@ -183,11 +198,7 @@ impl Settings {
                 }
             }
         }
-        let (source, dtype) = match (&flags.dtype, env("CHRONOS_DTYPE")) {
-            (Some(v), _) => ("--dtype", Some(v.clone())),
-            (None, v) => ("CHRONOS_DTYPE", v),
-        };
-        if let Some(value) = dtype {
+        if let Some((source, value)) = flag_or_env(&flags.dtype, "--dtype", &env, "CHRONOS_DTYPE") {
             match value.trim().to_ascii_lowercase().as_str() {
                 "float32" | "fp32" | "f32" => {}
                 "bfloat16" | "bf16" | "float16" | "fp16" | "f16" | "half" => {
