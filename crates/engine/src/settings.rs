@@ -152,22 +152,12 @@ impl Settings {
                 }
             },
             None => match (env("TORCH_COMPILED"), env("CHRONOS_COMPILE")) {
-                (Some(v), _) => {
-                    if parse_switch("TORCH_COMPILED", &v)? {
-                        Mode::Compiled
-                    } else {
-                        Mode::Eager
-                    }
-                }
+                (Some(v), _) => switch_mode("TORCH_COMPILED", &v)?,
                 (None, Some(v)) => {
                     settings
                         .notes
                         .push("CHRONOS_COMPILE is the legacy name of TORCH_COMPILED".into());
-                    if parse_switch("CHRONOS_COMPILE", &v)? {
-                        Mode::Compiled
-                    } else {
-                        Mode::Eager
-                    }
+                    switch_mode("CHRONOS_COMPILE", &v)?
                 }
                 (None, None) => Mode::Eager,
             },
