@@ -218,20 +218,25 @@ fn ratio_or_nan(a: f64, b: f64) -> f64 {
     }
 }
 
-/// The three baselines from a context: naive (last value), seasonal naive (the value `m`
-/// bars before, repeated), drift (the line through the first and last value).
+/// The three baselines from a context: naive (last observed value), seasonal naive (the value
+/// `m` bars before, repeated), drift (the line through the first and last observed values).
+/// Missing values (NaN) are skipped by naive and drift.
 pub fn baselines(context: &[f64], horizon: usize, season: usize) -> [Vec<f64>; 3] {
     let n = context.len();
-    let last = context[n - 1];
+    let observed = || context.iter().enumerate().filter(|(_, v)| v.is_finite());
+    let (first_at, first) = observed().next().map_or((0, f64::NAN), |(i, &v)| (i, v));
+    let (last_at, last) = observed().next_back().map_or((0, f64::NAN), |(i, &v)| (i, v));
     let naive = vec![last; horizon];
     let m = season.max(1).min(n);
     let seasonal = (0..horizon).map(|k| context[n - m + k % m]).collect();
-    let slope = if n > 1 {
-        (last - context[0]) / (n - 1) as f64
+    let slope = if last_at > first_at {
+        (last - first) / (last_at - first_at) as f64
     } else {
         0.0
     };
-    let drift = (1..=horizon).map(|k| last + slope * k as f64).collect();
+    let drift = (1..=horizon)
+        .map(|k| last + slope * (n - last_at - 1 + k) as f64)
+        .collect();
     [naive, seasonal, drift]
 }
 
@@ -329,6 +334,15 @@ pub fn backtest_series(
         )));
     }
     let origins = origins(closes.len(), options)?;
+    // Scoring and trading need every close from the bar before the first origin to the end of
+    // the last window; contexts may have gaps (the model handles NaN).
+    let scored = origins[0] - 1..(origins[origins.len() - 1] + options.horizon).min(closes.len());
+    if let Some(bar) = scored.clone().find(|&i| !closes[i].is_finite()) {
+        return Err(BacktestError::Setup(format!(
+            "{label}: the close at bar {bar} ({}) is missing; scoring and trading need every close from the first origin on: fill gaps (--fill forward) or start after it (--first-origin)",
+            chronos2_data::format_timestamp(series.timestamps[bar], chronos2_data::TimestampStyle::DateTime)
+        )));
+    }
     let config = model.config();
     let median_index = config
         .median_index()
@@ -482,4 +496,26 @@ fn missing_column(label: &str, column: &str) -> BacktestError {
     BacktestError::Setup(format!(
         "{label}: joint OHLC needs a `{column}` column; pass `--target close` to forecast closes alone"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baselines_by_hand() {
+        // context 1, 2, 4, 3 (n = 4), m = 2, h = 3.
+        let [naive, seasonal, drift] = baselines(&[1.0, 2.0, 4.0, 3.0], 3, 2);
+        assert_eq!(naive, [3.0; 3]);
+        assert_eq!(seasonal, [4.0, 3.0, 4.0]);
+        // slope (3 - 1) / 3 per bar: 3 + 2/3 k.
+        for (k, v) in drift.iter().enumerate() {
+            assert!((v - (3.0 + 2.0 / 3.0 * (k + 1) as f64)).abs() < 1e-12);
+        }
+        // Missing values are skipped: last observed 4 at index 2, first 2 at index 1.
+        let [naive, _, drift] = baselines(&[f64::NAN, 2.0, 4.0, f64::NAN], 2, 1);
+        assert_eq!(naive, [4.0, 4.0]);
+        // slope 2 per bar; the next bars are 2 and 3 bars after index 2.
+        assert_eq!(drift, [8.0, 10.0]);
+    }
 }

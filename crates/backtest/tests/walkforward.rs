@@ -159,3 +159,29 @@ fn impossible_setups_are_clear_errors() {
         .to_string();
     assert!(err.contains("--trade-step"), "{err}");
 }
+
+#[test]
+fn a_missing_close_in_the_scored_span_is_a_clear_error_and_gaps_in_context_are_fine() {
+    let mut closes = prices(150);
+    closes[140] = f64::NAN;
+    let mut timing = Timing::default();
+    let err = backtest_series(
+        &model(),
+        &series(closes.clone()),
+        "x",
+        &options(),
+        &mut |_, _| {},
+        &mut timing,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("close at bar 140") && err.contains("--first-origin"),
+        "{err}"
+    );
+    // A gap before the first window's last context bar only reaches the model, which masks it.
+    let mut closes = prices(150);
+    closes[60] = f64::NAN;
+    let result = run(closes, &options());
+    assert!(result.model.mae.is_finite());
+}
