@@ -44,25 +44,24 @@ fn forecast(data: &Path, extra: &[&str]) -> (bool, String, String) {
     chronos2(&args)
 }
 
-#[test]
-fn json_output_equals_reference_predict_df() {
-    let (ok, stdout, stderr) = forecast(
-        &pipeline_fixture("predict_df_plain_context.csv"),
-        &[
-            "--target",
-            "target",
-            "--horizon",
-            "8",
-            "--quantiles",
-            "0.1,0.5,0.9",
-            "--format",
-            "json",
-        ],
-    );
+/// Runs `forecast --format json` with `extra` flags and checks it against a recorded
+/// `predict_df` output within 1e-5 * max(1, max |ref|).
+fn assert_matches_predict_df(expected: &str, data: &str, extra: &[&str]) {
+    let mut args = vec![
+        "--target",
+        "target",
+        "--horizon",
+        "8",
+        "--quantiles",
+        "0.1,0.5,0.9",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = forecast(&pipeline_fixture(data), &args);
     assert!(ok, "{stderr}");
     let actual: Value = serde_json::from_str(&stdout).unwrap();
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(pipeline_fixture("predict_df_plain.json")).unwrap()).unwrap();
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(pipeline_fixture(expected)).unwrap()).unwrap();
     let rows = expected["rows"].as_array().unwrap();
     let predictions = actual["predictions"].as_array().unwrap();
     assert_eq!(predictions.len(), 2);
@@ -82,6 +81,28 @@ fn json_output_equals_reference_predict_df() {
         }
     }
     assert!(worst <= 1e-5 * scale, "worst |rust - predict_df| = {worst}");
+}
+
+#[test]
+fn json_output_equals_reference_predict_df() {
+    assert_matches_predict_df("predict_df_plain.json", "predict_df_plain_context.csv", &[]);
+}
+
+#[test]
+fn json_output_with_file_covariates_equals_reference_predict_df() {
+    let future = pipeline_fixture("predict_df_future.csv");
+    assert_matches_predict_df(
+        "predict_df.json",
+        "predict_df_context.csv",
+        &[
+            "--covariates",
+            "promo,volume",
+            "--future-data",
+            future.to_str().unwrap(),
+            "--future-covariates",
+            "promo",
+        ],
+    );
 }
 
 #[test]
@@ -160,4 +181,30 @@ fn bad_input_gives_one_clear_line() {
     assert!(msg.contains("bars.csv") && msg.contains("No such file"), "{msg}");
     let msg = failure(Some(GOOD), &["--format", "yaml"]);
     assert!(msg.contains("unknown --format `yaml`"), "{msg}");
+    let msg = failure(Some(GOOD), &["--covariates", "volume"]);
+    assert!(msg.contains("column `volume` not found"), "{msg}");
+    let msg = failure(Some(GOOD), &["--future-covariates", "close"]);
+    assert!(msg.contains("must also be a covariate"), "{msg}");
+    let dir = tempfile::tempdir().unwrap();
+    let future = dir.path().join("future.csv");
+    std::fs::write(&future, "Date,Close\n2024-01-06,1\n2024-01-07,2\n2024-01-08,3\n").unwrap();
+    let msg = failure(
+        Some(GOOD),
+        &[
+            "--covariates",
+            "close",
+            "--target",
+            "close",
+            "--future-data",
+            future.to_str().unwrap(),
+            "--future-covariates",
+            "close",
+            "--horizon",
+            "3",
+        ],
+    );
+    assert!(
+        msg.contains("needs exactly 3 rows at the forecast timestamps 2024-01-05"),
+        "{msg}"
+    );
 }

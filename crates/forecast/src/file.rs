@@ -11,7 +11,7 @@ use chronos2_data::{format_timestamp, load_csv, Dataset, LoadOptions};
 use crate::error::ForecastError;
 use crate::levels::{at_levels, outside_trained_range};
 use crate::pipeline::{predict, Forecaster, PredictOptions};
-use crate::task::Task;
+use crate::task::{Covariate, CovariateValues, Task};
 
 /// A requested quantile level and the label the user wrote for it (kept for output keys).
 #[derive(Clone, Debug, PartialEq)]
@@ -73,8 +73,61 @@ pub struct FileRequest {
     pub batch_size: usize,
     /// One group for each whole batch.
     pub cross_learning: bool,
+    /// Numeric covariate columns of the data file (past values); those also listed in
+    /// `future_covariates` are known in the future (the reference's `predict_df` semantics).
+    pub covariates: Vec<String>,
+    /// A file with the future values of known-future covariates: same id and timestamp
+    /// columns, exactly `horizon` rows per series at the forecast timestamps.
+    pub future_data: Option<std::path::PathBuf>,
+    /// Which covariates `future_data` holds.
+    pub future_covariates: Vec<String>,
     /// How to read the file.
     pub load: LoadOptions,
+}
+
+/// Reads the known-future covariate values: per series of `data`, one column per name in
+/// `names`, checked against the forecast timestamps.
+fn read_future(
+    request: &FileRequest,
+    path: &Path,
+    data: &Dataset,
+    names: &[String],
+) -> Result<Vec<Vec<Vec<f32>>>, ForecastError> {
+    let mut load = request.load.clone();
+    load.columns = names.to_vec();
+    let future = load_csv(path, &load)?;
+    data.series
+        .iter()
+        .map(|series| {
+            let label = series.id.clone().unwrap_or_else(|| "the series".into());
+            let found = future
+                .series
+                .iter()
+                .find(|f| f.id == series.id)
+                .ok_or_else(|| ForecastError::Input(format!("{}: no rows for {label}", path.display())))?;
+            let last = *series.timestamps.last().expect("series have at least MIN_ROWS bars");
+            let expected = series.calendar.future(last, request.horizon);
+            if found.timestamps != expected {
+                return Err(ForecastError::Input(format!(
+                    "{}: {label} needs exactly {} rows at the forecast timestamps {} .. {}, found {} rows from {}",
+                    path.display(),
+                    request.horizon,
+                    format_timestamp(expected[0], data.style),
+                    format_timestamp(expected[expected.len() - 1], data.style),
+                    found.timestamps.len(),
+                    found
+                        .timestamps
+                        .first()
+                        .map_or("nothing".into(), |&t| format_timestamp(t, data.style))
+                )));
+            }
+            Ok(found
+                .columns
+                .iter()
+                .map(|(_, v)| v.iter().map(|&x| x as f32).collect())
+                .collect())
+        })
+        .collect()
 }
 
 /// The forecast of one target of one series.
@@ -120,9 +173,27 @@ pub fn forecast_file(
     if request.targets.is_empty() {
         return Err(ForecastError::Input("no target column given".into()));
     }
+    if let Some(name) = request
+        .future_covariates
+        .iter()
+        .find(|f| !request.covariates.iter().any(|c| c.eq_ignore_ascii_case(f)))
+    {
+        return Err(ForecastError::Input(format!(
+            "future covariate `{name}` must also be a covariate of the data file (--covariates)"
+        )));
+    }
+    if request.future_covariates.is_empty() != request.future_data.is_none() {
+        return Err(ForecastError::Input(
+            "known-future covariates need both --future-data FILE and --future-covariates NAMES".into(),
+        ));
+    }
     let mut load = request.load.clone();
-    load.columns = request.targets.clone();
+    load.columns = request.targets.iter().chain(&request.covariates).cloned().collect();
     let data = load_csv(path, &load)?;
+    let future = match &request.future_data {
+        Some(future_path) => Some(read_future(request, future_path, &data, &request.future_covariates)?),
+        None => None,
+    };
     let stem = path
         .file_stem()
         .map_or_else(|| "series".to_string(), |s| s.to_string_lossy().into_owned());
@@ -131,17 +202,33 @@ pub fn forecast_file(
     // (series index, target index) of each task's first target, and its target count.
     let mut owners = Vec::new();
     for (s, series) in data.series.iter().enumerate() {
-        let rows: Vec<Vec<f32>> = series
+        let mut rows: Vec<Vec<f32>> = series
             .columns
             .iter()
             .map(|(_, v)| v.iter().map(|&x| x as f32).collect())
             .collect();
+        let covariate_rows = rows.split_off(request.targets.len());
+        let covariates: Vec<Covariate> = request
+            .covariates
+            .iter()
+            .zip(covariate_rows)
+            .map(|(name, past)| Covariate {
+                name: name.clone(),
+                past: CovariateValues::Numeric(past),
+                future: request
+                    .future_covariates
+                    .iter()
+                    .position(|f| f.eq_ignore_ascii_case(name))
+                    .and_then(|i| future.as_ref().map(|f| CovariateValues::Numeric(f[s][i].clone()))),
+            })
+            .collect();
+        let with_covariates = |task: Task| covariates.iter().cloned().fold(task, Task::with_covariate);
         if request.joint {
-            tasks.push(Task::multivariate(rows));
+            tasks.push(with_covariates(Task::multivariate(rows)));
             owners.push((s, 0, request.targets.len()));
         } else {
             for (t, row) in rows.into_iter().enumerate() {
-                tasks.push(Task::univariate(row));
+                tasks.push(with_covariates(Task::univariate(row)));
                 owners.push((s, t, 1));
             }
         }

@@ -23,6 +23,16 @@ pub struct Args {
     /// Target column(s): `close`, `open,high,low,close` or `ohlc`.
     #[arg(long, default_value = "close")]
     target: String,
+    /// Numeric covariate columns of the data file (past values), comma-separated.
+    #[arg(long)]
+    covariates: Option<String>,
+    /// CSV with the future values of known-future covariates (same id/timestamp columns,
+    /// exactly --horizon rows per series at the forecast timestamps).
+    #[arg(long)]
+    future_data: Option<PathBuf>,
+    /// Which covariates --future-data holds (each must be in --covariates).
+    #[arg(long)]
+    future_covariates: Option<String>,
     /// Forecast several targets as independent univariate series instead of one joint group.
     #[arg(long)]
     independent: bool,
@@ -79,7 +89,18 @@ fn request(args: &Args) -> Result<FileRequest> {
         Some(name) => IdColumn::Named(name.to_string()),
     };
     let targets = parse_targets(&args.target);
+    let list = |text: &Option<String>| -> Vec<String> {
+        text.as_deref().map_or_else(Vec::new, |t| {
+            t.split(',')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+    };
     Ok(FileRequest {
+        covariates: list(&args.covariates),
+        future_data: args.future_data.clone(),
+        future_covariates: list(&args.future_covariates),
         joint: !args.independent,
         horizon: args.horizon,
         context_length: args.context,
