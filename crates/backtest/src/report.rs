@@ -35,6 +35,143 @@ fn day(t: i64) -> String {
         .to_string()
 }
 
+/// A table of formatted cells, rendered as aligned text or HTML.
+struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Aligned text of the chosen columns (first left-aligned, the rest right-aligned).
+    fn text(&self, columns: &[usize]) -> String {
+        let width = |c: usize| {
+            self.rows
+                .iter()
+                .map(|r| r[c].len())
+                .chain([self.header[c].len()])
+                .max()
+                .unwrap_or(0)
+        };
+        let line = |cells: Vec<&str>| -> String {
+            let parts: Vec<String> = columns
+                .iter()
+                .zip(cells)
+                .enumerate()
+                .map(|(i, (&c, cell))| {
+                    if i == 0 {
+                        format!("{cell:<w$}", w = width(c))
+                    } else {
+                        format!("{cell:>w$}", w = width(c))
+                    }
+                })
+                .collect();
+            format!("  {}\n", parts.join("  "))
+        };
+        let mut out = line(columns.iter().map(|&c| self.header[c]).collect());
+        for row in &self.rows {
+            out.push_str(&line(columns.iter().map(|&c| row[c].as_str()).collect()));
+        }
+        out
+    }
+
+    /// An HTML table of every column.
+    fn html(&self) -> String {
+        let cells = |tag: &str, row: Vec<&str>| row.iter().map(|c| format!("<{tag}>{c}</{tag}>")).collect::<String>();
+        let mut out = format!("<table><tr>{}</tr>", cells("th", self.header.clone()));
+        for row in &self.rows {
+            out.push_str(&format!(
+                "<tr>{}</tr>",
+                cells("td", row.iter().map(String::as_str).collect())
+            ));
+        }
+        out.push_str("</table>");
+        out
+    }
+}
+
+/// Point-forecast metrics of the model and the baselines.
+fn forecast_table(b: &SeriesBacktest) -> Table {
+    let row = |name: &str, m: &crate::walkforward::PointMetrics| {
+        vec![
+            name.to_string(),
+            num(m.mae, 4),
+            num(m.rmse, 4),
+            num(m.mape, 2),
+            num(m.smape, 2),
+            num(m.mase, 3),
+            num(m.wape, 4),
+            num(m.return_mae, 5),
+            pct(m.direction_hit_rate),
+        ]
+    };
+    let mut rows = vec![row("chronos-2", &b.model)];
+    rows.extend(b.baselines.iter().map(|(name, m)| row(name, m)));
+    Table {
+        header: vec![
+            "forecast",
+            "MAE",
+            "RMSE",
+            "MAPE %",
+            "sMAPE %",
+            "MASE",
+            "WAPE",
+            "return MAE",
+            "dir. hit",
+        ],
+        rows,
+    }
+}
+
+/// Trading metrics of every strategy.
+fn strategy_table(b: &SeriesBacktest) -> Table {
+    let rows = b
+        .strategies
+        .iter()
+        .map(|st| {
+            let m = &st.metrics;
+            vec![
+                st.name.clone(),
+                pct(m.total_return),
+                pct(m.cagr),
+                pct(m.annual_volatility),
+                num(m.sharpe, 2),
+                num(m.sortino, 2),
+                num(m.calmar, 2),
+                pct(m.max_drawdown),
+                m.max_drawdown_bars.to_string(),
+                m.trades.to_string(),
+                pct(m.win_rate),
+                num(m.profit_factor, 2),
+                pct(m.expectancy),
+                num(m.average_trade_pnl, 2),
+                pct(m.exposure),
+                num(m.total_costs, 2),
+            ]
+        })
+        .collect();
+    Table {
+        header: vec![
+            "strategy",
+            "return",
+            "CAGR",
+            "volatility",
+            "Sharpe",
+            "Sortino",
+            "Calmar",
+            "max DD",
+            "DD bars",
+            "trades",
+            "win rate",
+            "profit factor",
+            "expectancy",
+            "avg trade PnL",
+            "exposure",
+            "costs",
+        ],
+        rows,
+    }
+}
+
 /// The terminal summary: one block per series.
 pub fn summary(run: &BacktestRun) -> String {
     let mut s = String::new();
@@ -55,28 +192,7 @@ pub fn summary(run: &BacktestRun) -> String {
             day(last),
             b.periods_per_year
         );
-        let _ = writeln!(
-            s,
-            "  {:<15} {:>10} {:>10} {:>8} {:>8} {:>7} {:>9}",
-            "forecast", "MAE", "RMSE", "MAPE%", "MASE", "WAPE", "dir.hit"
-        );
-        let mut row = |name: &str, m: &crate::walkforward::PointMetrics| {
-            let _ = writeln!(
-                s,
-                "  {:<15} {:>10} {:>10} {:>8} {:>8} {:>7} {:>9}",
-                name,
-                num(m.mae, 4),
-                num(m.rmse, 4),
-                num(m.mape, 2),
-                num(m.mase, 3),
-                num(m.wape, 4),
-                pct(m.direction_hit_rate)
-            );
-        };
-        row("chronos-2", &b.model);
-        for (name, m) in &b.baselines {
-            row(name, m);
-        }
+        s.push_str(&forecast_table(b).text(&[0, 1, 2, 3, 5, 6, 8]));
         let q = &b.quantile;
         let _ = writeln!(
             s,
@@ -91,28 +207,7 @@ pub fn summary(run: &BacktestRun) -> String {
             num(b.dm_vs_naive.statistic, 3),
             num(b.dm_vs_naive.p_value, 4)
         );
-        let _ = writeln!(
-            s,
-            "  {:<13} {:>9} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>8} {:>8}",
-            "strategy", "return", "CAGR", "Sharpe", "Sortino", "max DD", "trades", "win", "PF", "exposure"
-        );
-        for st in &b.strategies {
-            let m = &st.metrics;
-            let _ = writeln!(
-                s,
-                "  {:<13} {:>9} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>8} {:>8}",
-                st.name,
-                pct(m.total_return),
-                pct(m.cagr),
-                num(m.sharpe, 2),
-                num(m.sortino, 2),
-                pct(m.max_drawdown),
-                m.trades,
-                pct(m.win_rate),
-                num(m.profit_factor, 2),
-                pct(m.exposure)
-            );
-        }
+        s.push_str(&strategy_table(b).text(&[0, 1, 2, 4, 5, 7, 9, 10, 11, 14]));
     }
     let t = &run.timing;
     let _ = writeln!(
@@ -461,26 +556,7 @@ fn series_section(b: &SeriesBacktest, initial_equity: f64) -> String {
 }
 
 fn tables(b: &SeriesBacktest) -> String {
-    let mut s = String::from("<table><tr><th>forecast</th><th>MAE</th><th>RMSE</th><th>MAPE %</th><th>sMAPE %</th><th>MASE</th><th>WAPE</th><th>return MAE</th><th>direction hit</th></tr>");
-    let mut row = |name: &str, m: &crate::walkforward::PointMetrics| {
-        let _ = write!(
-            s,
-            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            num(m.mae, 4),
-            num(m.rmse, 4),
-            num(m.mape, 2),
-            num(m.smape, 2),
-            num(m.mase, 3),
-            num(m.wape, 4),
-            num(m.return_mae, 5),
-            pct(m.direction_hit_rate)
-        );
-    };
-    row("chronos-2", &b.model);
-    for (name, m) in &b.baselines {
-        row(name, m);
-    }
-    s.push_str("</table>");
+    let mut s = forecast_table(b).html();
     let q = &b.quantile;
     let coverage: Vec<String> = q.coverage.iter().map(|(l, c)| format!("{l}: {}", pct(*c))).collect();
     let _ = write!(
@@ -499,31 +575,7 @@ fn tables(b: &SeriesBacktest) -> String {
         num(b.dm_vs_naive.p_value, 4),
         b.dm_vs_naive.n
     );
-    s.push_str("<table><tr><th>strategy</th><th>total return</th><th>CAGR</th><th>volatility</th><th>Sharpe</th><th>Sortino</th><th>Calmar</th><th>max DD</th><th>DD bars</th><th>trades</th><th>win rate</th><th>profit factor</th><th>expectancy</th><th>avg trade PnL</th><th>exposure</th><th>costs</th></tr>");
-    for st in &b.strategies {
-        let m = &st.metrics;
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            st.name,
-            pct(m.total_return),
-            pct(m.cagr),
-            pct(m.annual_volatility),
-            num(m.sharpe, 2),
-            num(m.sortino, 2),
-            num(m.calmar, 2),
-            pct(m.max_drawdown),
-            m.max_drawdown_bars,
-            m.trades,
-            pct(m.win_rate),
-            num(m.profit_factor, 2),
-            pct(m.expectancy),
-            num(m.average_trade_pnl, 2),
-            pct(m.exposure),
-            num(m.total_costs, 2)
-        );
-    }
-    s.push_str("</table>");
+    s.push_str(&strategy_table(b).html());
     s
 }
 
