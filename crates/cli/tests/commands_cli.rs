@@ -1,33 +1,13 @@
 //! `backtest`, `bench`, `compare`, `inspect` and `init-random` end to end on the tiny fixture
 //! model: they run on every shared data file, write what they promise, and refuse bad flags.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tiny_model() -> String {
-    repo()
-        .join("crates/chronos2/tests/fixtures/reference/models/tiny-random")
-        .display()
-        .to_string()
-}
-
-fn chronos2(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_chronos2"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{chronos2, repo, tiny_model};
 
 #[test]
 fn backtest_runs_on_every_shared_file_and_writes_its_report() {

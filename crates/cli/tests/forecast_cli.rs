@@ -2,44 +2,19 @@
 //! one clear line for every kind of bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tiny_model() -> PathBuf {
-    repo().join("crates/chronos2/tests/fixtures/reference/models/tiny-random")
-}
+mod common;
+use common::{chronos2, repo, tiny_model};
 
 fn pipeline_fixture(name: &str) -> PathBuf {
     repo().join("crates/forecast/tests/fixtures/pipeline").join(name)
 }
 
-/// Runs the binary; returns (success, stdout, stderr).
-fn chronos2(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_chronos2"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 fn forecast(data: &Path, extra: &[&str]) -> (bool, String, String) {
     let model = tiny_model();
-    let mut args = vec![
-        "forecast",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ];
+    let mut args = vec!["forecast", "--model", &model, "--data", data.to_str().unwrap()];
     args.extend_from_slice(extra);
     chronos2(&args)
 }
