@@ -481,7 +481,11 @@ fn build_series(
     }
     let timestamps: Vec<i64> = group.rows.iter().map(|r| r.0).collect();
     let step = most_common_step(&timestamps).expect("at least MIN_ROWS distinct timestamps");
-    let weekdays_only = step <= 86_400 && !timestamps.iter().any(|&t| is_weekend(t));
+    // Weekdays only: no bar on a weekend although the data spans one (a gap over a weekend).
+    let skips_a_weekend = timestamps
+        .windows(2)
+        .any(|w| (1..).map(|k| w[0] + k * step).take_while(|&t| t < w[1]).any(is_weekend));
+    let weekdays_only = step <= 86_400 && skips_a_weekend && !timestamps.iter().any(|&t| is_weekend(t));
     let mut series = Series {
         id: group.id,
         timestamps,
@@ -669,6 +673,20 @@ mod tests {
             &[1.0, 2.0, 2.0, 2.0, 3.0, 4.0]
         );
         assert_eq!(filled.report.bars_filled, 2);
+    }
+
+    #[test]
+    fn a_short_span_without_a_weekend_is_not_a_weekday_calendar() {
+        // Mon..Thu: nothing says the bars skip weekends, so Fri, Sat follow.
+        let data = load(
+            "Date,Close\n2024-01-01,1\n2024-01-02,2\n2024-01-03,3\n2024-01-04,4\n",
+            &close(),
+        )
+        .unwrap();
+        let series = &data.series[0];
+        assert!(!series.calendar.weekdays_only);
+        let future = series.calendar.future(*series.timestamps.last().unwrap(), 2);
+        assert_eq!(format_timestamp(future[1], data.style), "2024-01-06");
     }
 
     #[test]
