@@ -20,6 +20,8 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+#[cfg(feature = "parquet")]
+mod parquet_table;
 mod time;
 
 use std::collections::HashMap;
@@ -191,6 +193,9 @@ struct Table {
 
 impl Table {
     fn read(path: &Path) -> Result<Self, DataError> {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")) {
+            return Self::read_parquet(path);
+        }
         let invalid = |message: String| DataError::Invalid {
             path: path.to_path_buf(),
             message,
@@ -224,6 +229,24 @@ impl Table {
             path: path.to_path_buf(),
             headers,
             rows,
+        })
+    }
+
+    #[cfg(feature = "parquet")]
+    fn read_parquet(path: &Path) -> Result<Self, DataError> {
+        parquet_table::read(path).map(|(headers, rows)| Self {
+            path: path.to_path_buf(),
+            headers,
+            rows,
+        })
+    }
+
+    #[cfg(not(feature = "parquet"))]
+    fn read_parquet(path: &Path) -> Result<Self, DataError> {
+        Err(DataError::Invalid {
+            path: path.to_path_buf(),
+            message: "Parquet support is not built in; rebuild with `--features parquet` or convert the file to CSV"
+                .into(),
         })
     }
 
@@ -697,6 +720,13 @@ mod tests {
         assert_eq!(data.series[0].id.as_deref(), Some("B"));
         assert_eq!(data.series[0].column("close").unwrap(), &[10.0, 20.0, 30.0]);
         assert_eq!(data.series[1].column("close").unwrap(), &[1.0, 2.0, 3.0]);
+    }
+
+    #[cfg(not(feature = "parquet"))]
+    #[test]
+    fn parquet_without_the_feature_says_how_to_get_it() {
+        let msg = load_csv(Path::new("bars.parquet"), &close()).unwrap_err().to_string();
+        assert!(msg.contains("--features parquet"), "{msg}");
     }
 
     #[test]
