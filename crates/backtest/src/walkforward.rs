@@ -333,6 +333,13 @@ pub fn backtest_series(
             options.horizon, strategy.trade_step
         )));
     }
+    let in_levels = |l: f32| LEVELS.iter().any(|&x| (x - l).abs() < 1e-6);
+    let (lo, hi) = strategy.interval;
+    if !(in_levels(lo) && in_levels(hi) && lo < hi) {
+        return Err(BacktestError::Setup(format!(
+            "the confidence interval ({lo}, {hi}) must be two increasing levels among {LEVELS:?}"
+        )));
+    }
     let origins = origins(closes.len(), options)?;
     // Scoring and trading need every close from the bar before the first origin to the end of
     // the last window; contexts may have gaps (the model handles NaN).

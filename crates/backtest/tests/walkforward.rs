@@ -158,6 +158,12 @@ fn impossible_setups_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("--trade-step"), "{err}");
+    let mut o = options();
+    o.strategy.interval = (0.25, 0.9);
+    let err = backtest_series(&model(), &series(prices(150)), "x", &o, &mut |_, _| {}, &mut timing)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("confidence interval"), "{err}");
 }
 
 #[test]

@@ -41,6 +41,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             other => bail!("unknown --preset `{other}`; expected `chronos-2` or `tiny`"),
         },
     };
+    if !(config.initializer_factor.is_finite() && config.initializer_factor > 0.0) {
+        bail!(
+            "initializer_factor must be a positive number, found {}",
+            config.initializer_factor
+        );
+    }
     let Some(init) = RandomInit::parse(&args.init) else {
         bail!("unknown --init `{}`; expected `default` or `rerandomized`", args.init);
     };
