@@ -89,6 +89,30 @@ impl Table {
     }
 }
 
+/// The probabilistic metrics, skill and significance of a series, one fact per item.
+fn quality_facts(b: &SeriesBacktest) -> Vec<String> {
+    let q = &b.quantile;
+    let dm = &b.dm_vs_naive;
+    vec![
+        format!("WQL {}", num(q.wql, 4)),
+        format!("SQL {}", num(q.sql, 3)),
+        format!(
+            "{:.0}-{:.0}% interval coverage {}",
+            q.interval.0 * 100.0,
+            q.interval.1 * 100.0,
+            pct(q.interval_coverage)
+        ),
+        format!("MSIS {}", num(q.msis, 3)),
+        format!("skill vs naive (1 - MAE ratio) {}", pct(b.skill_vs_naive)),
+        format!(
+            "Diebold-Mariano vs naive (absolute errors at the traded step): stat {}, p {} (n = {})",
+            num(dm.statistic, 3),
+            num(dm.p_value, 4),
+            dm.n
+        ),
+    ]
+}
+
 /// Point-forecast metrics of the model and the baselines.
 fn forecast_table(b: &SeriesBacktest) -> Table {
     let row = |name: &str, m: &crate::walkforward::PointMetrics| {
@@ -193,20 +217,7 @@ pub fn summary(run: &BacktestRun) -> String {
             b.periods_per_year
         );
         s.push_str(&forecast_table(b).text(&[0, 1, 2, 3, 5, 6, 8]));
-        let q = &b.quantile;
-        let _ = writeln!(
-            s,
-            "  WQL {} | SQL {} | {:.0}-{:.0}% interval coverage {} | MSIS {} | skill vs naive (MAE) {} | DM vs naive: stat {} p {}",
-            num(q.wql, 4),
-            num(q.sql, 3),
-            q.interval.0 * 100.0,
-            q.interval.1 * 100.0,
-            pct(q.interval_coverage),
-            num(q.msis, 3),
-            pct(b.skill_vs_naive),
-            num(b.dm_vs_naive.statistic, 3),
-            num(b.dm_vs_naive.p_value, 4)
-        );
+        let _ = writeln!(s, "  {}", quality_facts(b).join(" | "));
         s.push_str(&strategy_table(b).text(&[0, 1, 2, 4, 5, 7, 9, 10, 11, 14]));
     }
     let t = &run.timing;
@@ -557,23 +568,17 @@ fn series_section(b: &SeriesBacktest, initial_equity: f64) -> String {
 
 fn tables(b: &SeriesBacktest) -> String {
     let mut s = forecast_table(b).html();
-    let q = &b.quantile;
-    let coverage: Vec<String> = q.coverage.iter().map(|(l, c)| format!("{l}: {}", pct(*c))).collect();
+    let coverage: Vec<String> = b
+        .quantile
+        .coverage
+        .iter()
+        .map(|(l, c)| format!("{l}: {}", pct(*c)))
+        .collect();
     let _ = write!(
         s,
-        "<p>WQL {} · SQL {} · interval {:.0}-{:.0}% coverage {} · MSIS {} · coverage per level: {}</p>\
-<p>Skill vs naive (1 - MAE ratio): {} · Diebold-Mariano (absolute errors at the traded step, model vs naive): statistic {}, p-value {} (n = {})</p>",
-        num(q.wql, 4),
-        num(q.sql, 3),
-        q.interval.0 * 100.0,
-        q.interval.1 * 100.0,
-        pct(q.interval_coverage),
-        num(q.msis, 3),
-        coverage.join(", "),
-        pct(b.skill_vs_naive),
-        num(b.dm_vs_naive.statistic, 3),
-        num(b.dm_vs_naive.p_value, 4),
-        b.dm_vs_naive.n
+        "<p>{} · coverage per level: {}</p>",
+        quality_facts(b).join(" · "),
+        coverage.join(", ")
     );
     s.push_str(&strategy_table(b).html());
     s
