@@ -316,15 +316,14 @@ pub fn backtest_series(
 ) -> Result<SeriesBacktest, BacktestError> {
     let closes = series
         .column("close")
-        .ok_or_else(|| BacktestError::Setup(format!("{label}: no `close` column")))?
-        .to_vec();
+        .ok_or_else(|| BacktestError::Setup(format!("{label}: no `close` column")))?;
     let columns: Vec<&[f64]> = if options.joint_ohlc {
         ["open", "high", "low", "close"]
             .iter()
             .map(|c| series.column(c).ok_or_else(|| missing_column(label, c)))
             .collect::<Result<_, _>>()?
     } else {
-        vec![closes.as_slice()]
+        vec![closes]
     };
     let strategy = &options.strategy;
     if strategy.trade_step == 0 || strategy.trade_step > options.horizon {
@@ -464,14 +463,14 @@ pub fn backtest_series(
                 direction: pick(w),
             })
             .collect();
-        let path = simulate(&closes, &signals, span_start, span_end, &sim);
+        let path = simulate(closes, &signals, span_start, span_end, &sim);
         StrategyResult {
             name: name.to_string(),
             metrics: TradingMetrics::of(&path, sim.initial_equity, ppy),
             path,
         }
     };
-    let hold_path = buy_and_hold(&closes, span_start, span_end, &sim);
+    let hold_path = buy_and_hold(closes, span_start, span_end, &sim);
     let strategies = vec![
         run("threshold", |w| w.threshold_signal),
         run("confidence", |w| w.confidence_signal),

@@ -269,7 +269,8 @@ pub fn matmul_naive(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulat
 mod tests {
     use super::*;
 
-    fn pseudo_random(len: usize, seed: u32) -> Vec<f32> {
+    /// Deterministic test values in [-1, 1] (shared by the kernel tests of this crate).
+    pub(crate) fn pseudo_random(len: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..len)
             .map(|_| {

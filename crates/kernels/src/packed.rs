@@ -425,17 +425,8 @@ unsafe fn run_panels(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::pseudo_random as data;
     use crate::{matmul_naive, MatMut, MatRef};
-
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(747796405).wrapping_add(2891336453);
-        (0..len)
-            .map(|_| {
-                s = s.wrapping_mul(747796405).wrapping_add(2891336453);
-                ((s >> 9) as f32 / (1u32 << 23) as f32) - 0.5
-            })
-            .collect()
-    }
 
     #[test]
     fn matches_naive_on_awkward_and_real_shapes() {
