@@ -5,6 +5,7 @@
 //! * [`metrics`], [`trading`], [`significance`]: one small pure function per formula, each
 //!   documented and tested against hand-computed values.
 //! * [`report`]: terminal summary, JSON with every figure, CSVs, self-contained HTML.
+//! * [`table`]: the aligned plain-text (and HTML) tables of every report.
 //!
 //! ```
 //! use chronos2_backtest::trading::{simulate, SimConfig, Signal, TradingMetrics};
@@ -21,14 +22,15 @@
 pub mod metrics;
 pub mod report;
 pub mod significance;
+pub mod table;
 pub mod trading;
 pub mod walkforward;
 
-use std::path::Path;
 use std::time::Instant;
 
-use chronos2_data::{load_csv, Dataset, LoadOptions};
-use chronos2_forecast::{ForecastError, Forecaster};
+use chronos2::ForwardPass;
+use chronos2_data::{DataSource, Dataset, LoadOptions};
+use chronos2_forecast::ForecastError;
 use serde::Serialize;
 
 pub use walkforward::{backtest_series, BacktestOptions, SeriesBacktest, StrategyOptions, Timing};
@@ -58,7 +60,7 @@ pub enum BacktestError {
 /// A whole run over one data file.
 #[derive(Clone, Debug, Serialize)]
 pub struct BacktestRun {
-    /// The data file.
+    /// The data file (or `bundled <name>`).
     pub data: String,
     /// The model's label.
     pub model: String,
@@ -72,14 +74,14 @@ pub struct BacktestRun {
     pub data_notes: Vec<String>,
 }
 
-/// Loads `path` and backtests every series in it. `progress` gets (windows done, total).
+/// Loads `source` and backtests every series in it. `progress` gets (windows done, total).
 ///
 /// # Errors
 /// [`BacktestError`] for unreadable data, an impossible setup or a model failure.
 pub fn run_backtest(
-    model: &dyn Forecaster,
+    model: &dyn ForwardPass,
     model_label: &str,
-    path: &Path,
+    source: DataSource<'_>,
     load: &LoadOptions,
     options: &BacktestOptions,
     progress: &mut dyn FnMut(usize, usize),
@@ -91,10 +93,8 @@ pub fn run_backtest(
     } else {
         vec!["close".into()]
     };
-    let data: Dataset = load_csv(path, &load)?;
-    let stem = path
-        .file_stem()
-        .map_or_else(|| "series".into(), |s| s.to_string_lossy().into_owned());
+    let data: Dataset = source.load(&load)?;
+    let stem = source.stem();
     let mut timing = Timing::default();
     let total = data.series.len() * options.windows;
     let mut series = Vec::with_capacity(data.series.len());
@@ -112,7 +112,7 @@ pub fn run_backtest(
     }
     timing.total_seconds = started.elapsed().as_secs_f64();
     Ok(BacktestRun {
-        data: path.display().to_string(),
+        data: source.to_string(),
         model: model_label.to_string(),
         options: options.clone(),
         series,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use chronos2_data::{format_timestamp, TimestampStyle};
 
+use crate::table::Table;
 use crate::walkforward::{SeriesBacktest, LEVELS};
 use crate::{BacktestError, BacktestRun};
 
@@ -33,60 +34,6 @@ fn day(t: i64) -> String {
     format_timestamp(t, TimestampStyle::DateTime)
         .trim_end_matches(" 00:00:00")
         .to_string()
-}
-
-/// A table of formatted cells, rendered as aligned text or HTML.
-struct Table {
-    header: Vec<&'static str>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    /// Aligned text of the chosen columns (first left-aligned, the rest right-aligned).
-    fn text(&self, columns: &[usize]) -> String {
-        let width = |c: usize| {
-            self.rows
-                .iter()
-                .map(|r| r[c].len())
-                .chain([self.header[c].len()])
-                .max()
-                .unwrap_or(0)
-        };
-        let line = |cells: Vec<&str>| -> String {
-            let parts: Vec<String> = columns
-                .iter()
-                .zip(cells)
-                .enumerate()
-                .map(|(i, (&c, cell))| {
-                    if i == 0 {
-                        format!("{cell:<w$}", w = width(c))
-                    } else {
-                        format!("{cell:>w$}", w = width(c))
-                    }
-                })
-                .collect();
-            format!("  {}\n", parts.join("  "))
-        };
-        let mut out = line(columns.iter().map(|&c| self.header[c]).collect());
-        for row in &self.rows {
-            out.push_str(&line(columns.iter().map(|&c| row[c].as_str()).collect()));
-        }
-        out
-    }
-
-    /// An HTML table of every column.
-    fn html(&self) -> String {
-        let cells = |tag: &str, row: Vec<&str>| row.iter().map(|c| format!("<{tag}>{c}</{tag}>")).collect::<String>();
-        let mut out = format!("<table><tr>{}</tr>", cells("th", self.header.clone()));
-        for row in &self.rows {
-            out.push_str(&format!(
-                "<tr>{}</tr>",
-                cells("td", row.iter().map(String::as_str).collect())
-            ));
-        }
-        out.push_str("</table>");
-        out
-    }
 }
 
 /// The probabilistic metrics, skill and significance of a series, one fact per item.
@@ -128,72 +75,66 @@ fn forecast_table(b: &SeriesBacktest) -> Table {
             pct(m.direction_hit_rate),
         ]
     };
-    let mut rows = vec![row("chronos-2", &b.model)];
-    rows.extend(b.baselines.iter().map(|(name, m)| row(name, m)));
-    Table {
-        header: vec![
-            "forecast",
-            "MAE",
-            "RMSE",
-            "MAPE %",
-            "sMAPE %",
-            "MASE",
-            "WAPE",
-            "return MAE",
-            "dir. hit",
-        ],
-        rows,
+    let mut table = Table::new([
+        "forecast",
+        "MAE",
+        "RMSE",
+        "MAPE %",
+        "sMAPE %",
+        "MASE",
+        "WAPE",
+        "return MAE",
+        "dir. hit",
+    ]);
+    table.push(row("chronos-2", &b.model));
+    for (name, m) in &b.baselines {
+        table.push(row(name, m));
     }
+    table
 }
 
 /// Trading metrics of every strategy.
 fn strategy_table(b: &SeriesBacktest) -> Table {
-    let rows = b
-        .strategies
-        .iter()
-        .map(|st| {
-            let m = &st.metrics;
-            vec![
-                st.name.clone(),
-                pct(m.total_return),
-                pct(m.cagr),
-                pct(m.annual_volatility),
-                num(m.sharpe, 2),
-                num(m.sortino, 2),
-                num(m.calmar, 2),
-                pct(m.max_drawdown),
-                m.max_drawdown_bars.to_string(),
-                m.trades.to_string(),
-                pct(m.win_rate),
-                num(m.profit_factor, 2),
-                pct(m.expectancy),
-                num(m.average_trade_pnl, 2),
-                pct(m.exposure),
-                num(m.total_costs, 2),
-            ]
-        })
-        .collect();
-    Table {
-        header: vec![
-            "strategy",
-            "return",
-            "CAGR",
-            "volatility",
-            "Sharpe",
-            "Sortino",
-            "Calmar",
-            "max DD",
-            "DD bars",
-            "trades",
-            "win rate",
-            "profit factor",
-            "expectancy",
-            "avg trade PnL",
-            "exposure",
-            "costs",
-        ],
-        rows,
+    let mut table = Table::new([
+        "strategy",
+        "return",
+        "CAGR",
+        "volatility",
+        "Sharpe",
+        "Sortino",
+        "Calmar",
+        "max DD",
+        "DD bars",
+        "trades",
+        "win rate",
+        "profit factor",
+        "expectancy",
+        "avg trade PnL",
+        "exposure",
+        "costs",
+    ]);
+    for st in &b.strategies {
+        let m = &st.metrics;
+        table.push(vec![
+            st.name.clone(),
+            pct(m.total_return),
+            pct(m.cagr),
+            pct(m.annual_volatility),
+            num(m.sharpe, 2),
+            num(m.sortino, 2),
+            num(m.calmar, 2),
+            pct(m.max_drawdown),
+            m.max_drawdown_bars.to_string(),
+            m.trades.to_string(),
+            pct(m.win_rate),
+            num(m.profit_factor, 2),
+            pct(m.expectancy),
+            num(m.average_trade_pnl, 2),
+            pct(m.exposure),
+            num(m.total_costs, 2),
+        ]);
     }
+    table
 }
 
 /// The terminal summary: one block per series.
@@ -216,9 +157,9 @@ pub fn summary(run: &BacktestRun) -> String {
             day(last),
             b.periods_per_year
         );
-        s.push_str(&forecast_table(b).text(&[0, 1, 2, 3, 5, 6, 8]));
+        s.push_str(&forecast_table(b).columns(&[0, 1, 2, 3, 5, 6, 8]).text("  "));
         let _ = writeln!(s, "  {}", quality_facts(b).join(" | "));
-        s.push_str(&strategy_table(b).text(&[0, 1, 2, 4, 5, 7, 9, 10, 11, 14]));
+        s.push_str(&strategy_table(b).columns(&[0, 1, 2, 4, 5, 7, 9, 10, 11, 14]).text("  "));
     }
     let t = &run.timing;
     let _ = writeln!(
@@ -596,6 +537,11 @@ pub fn html(run: &BacktestRun, extra: &str) -> String {
 body{{font-family:sans-serif;max-width:1000px;margin:20px auto;color:#222}} table{{border-collapse:collapse;margin:8px 0;font-size:12px}} \
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding:8px;font-size:11px;overflow-x:auto}}\
 </style></head><body><h1>Walk-forward backtest</h1><pre>{}</pre>{extra}{body}</body></html>",
-        summary(run).replace('&', "&amp;").replace('<', "&lt;")
+        escape_html(&summary(run))
     )
+}
+
+/// `text` with `&` and `<` escaped, to show it in an HTML page.
+pub fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;")
 }

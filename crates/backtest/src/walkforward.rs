@@ -4,8 +4,9 @@
 
 use std::time::Instant;
 
+use chronos2::ForwardPass;
 use chronos2_data::Series;
-use chronos2_forecast::{at_levels, predict, Forecaster, PredictOptions, Task};
+use chronos2_forecast::{at_levels, predict, PredictOptions, Task};
 use serde::Serialize;
 
 use crate::metrics::{
@@ -307,7 +308,7 @@ fn quantile_metrics(windows: &[Window], options: &BacktestOptions) -> QuantileMe
 /// # Errors
 /// [`BacktestError`] for an impossible setup or a model failure.
 pub fn backtest_series(
-    model: &dyn Forecaster,
+    model: &dyn ForwardPass,
     series: &Series,
     label: &str,
     options: &BacktestOptions,

@@ -2,6 +2,9 @@
 //! distributions, plans built after warm-up, fallbacks, non-finite outputs, errors, memory,
 //! achieved GFLOP/s next to this machine's GEMM rate, and long runs on varying real inputs.
 //!
+//! [`compare`] runs eager and compiled on the same walk-forward backtests and reports the
+//! [`verdict`].
+//!
 //! Nothing is cached between timed calls: every timed call runs the model on its input (a
 //! test proves it with a counting model).
 //!
@@ -14,13 +17,12 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod compare;
 mod machine;
 mod runner;
 mod stats;
 pub mod verdict;
 
 pub use machine::{current_rss_bytes, gemm_rate, peak_rss_bytes, MachineInfo};
-pub use runner::{
-    model_flops, run_case, run_for, shape_case, CaseResult, DurationResult, Runnable, ShapeCase, SHAPE_CASES,
-};
+pub use runner::{model_flops, run_case, run_for, shape_case, CaseResult, DurationResult, ShapeCase, SHAPE_CASES};
 pub use stats::Summary;

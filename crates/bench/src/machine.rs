@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use chronos2_kernels::packed::{isa_name, linear, PackedWeight};
-use chronos2_kernels::Threads;
+use chronos2_kernels::pool::Pool;
 use serde::Serialize;
 
 /// The machine, as a report should name it.
@@ -57,17 +57,17 @@ pub fn current_rss_bytes() -> Option<u64> {
     status_field("VmRSS:")
 }
 
-/// This machine's fp32 GEMM rate in GFLOP/s at `size³` with the packed kernels on all worker
-/// threads (median of `reps` runs).
-pub fn gemm_rate(size: usize, reps: usize) -> f64 {
+/// This machine's fp32 GEMM rate in GFLOP/s at `size³` with the packed kernels on `pool`
+/// (median of `reps` runs).
+pub fn gemm_rate(size: usize, reps: usize, pool: &Pool) -> f64 {
     let x: Vec<f32> = (0..size * size).map(|i| (i % 7) as f32 * 0.1).collect();
     let w = PackedWeight::new(&x, size, size);
     let mut y = vec![0.0f32; size * size];
-    linear(&mut y, size, &x, size, size, w.view(), None, false, Threads::Pool);
+    linear(&mut y, size, &x, size, size, w.view(), None, false, pool);
     let mut times: Vec<f64> = (0..reps.max(1))
         .map(|_| {
             let started = Instant::now();
-            linear(&mut y, size, &x, size, size, w.view(), None, false, Threads::Pool);
+            linear(&mut y, size, &x, size, size, w.view(), None, false, pool);
             started.elapsed().as_secs_f64()
         })
         .collect();

@@ -3,38 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use chronos2::{Config, ModelInput, ModelOutput};
-use chronos2_engine::Engine;
+use chronos2::{Config, ForwardPass, ModelInput};
 use serde::Serialize;
 
 use crate::machine::current_rss_bytes;
 use crate::stats::Summary;
-
-/// What the benchmark needs from an engine. Every call must run the model: there is no cache
-/// anywhere on this path.
-pub trait Runnable {
-    /// One forward pass.
-    ///
-    /// # Errors
-    /// The engine's error, as text.
-    fn call(&self, input: &ModelInput) -> Result<ModelOutput, String>;
-    /// Plans built so far (0 for eager).
-    fn plans_built(&self) -> usize;
-    /// Fallbacks to eager so far.
-    fn fallbacks(&self) -> usize;
-}
-
-impl Runnable for Engine {
-    fn call(&self, input: &ModelInput) -> Result<ModelOutput, String> {
-        self.forward(input).map_err(|e| e.to_string())
-    }
-    fn plans_built(&self) -> usize {
-        self.stats().map_or(0, |s| s.plans_built)
-    }
-    fn fallbacks(&self) -> usize {
-        self.stats().map_or(0, |s| s.fallbacks)
-    }
-}
 
 /// A named input shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -163,13 +136,13 @@ pub struct CaseResult {
 
 /// Runs `warmup` untimed-for-stats calls (each timed and reported apart), then `runs` timed
 /// calls of the same input.
-pub fn run_case(engine: &dyn Runnable, input: &ModelInput, flops: f64, warmup: usize, runs: usize) -> CaseResult {
+pub fn run_case(engine: &dyn ForwardPass, input: &ModelInput, flops: f64, warmup: usize, runs: usize) -> CaseResult {
     let plans_at_start = engine.plans_built();
     let fallbacks_at_start = engine.fallbacks();
     let warmup_ms = (0..warmup)
         .map(|_| {
             let started = Instant::now();
-            let _ = engine.call(input);
+            let _ = engine.forward(input);
             started.elapsed().as_secs_f64() * 1e3
         })
         .collect();
@@ -177,7 +150,7 @@ pub fn run_case(engine: &dyn Runnable, input: &ModelInput, flops: f64, warmup: u
     let (mut times, mut non_finite, mut errors) = (Vec::with_capacity(runs), 0, 0);
     for _ in 0..runs {
         let started = Instant::now();
-        let outcome = engine.call(input);
+        let outcome = engine.forward(input);
         times.push(started.elapsed().as_secs_f64() * 1e3);
         match outcome {
             Ok(out) if out.quantile_preds.iter().all(|v| v.is_finite()) => {}
@@ -230,11 +203,11 @@ pub struct DurationResult {
 /// Calls the engine with `next_input(i)` for `duration` (after one warm-up call with input 0),
 /// as a live trading loop would, sampling memory every call.
 pub fn run_for(
-    engine: &dyn Runnable,
+    engine: &dyn ForwardPass,
     mut next_input: impl FnMut(usize) -> ModelInput,
     duration: Duration,
 ) -> DurationResult {
-    let _ = engine.call(&next_input(0));
+    let _ = engine.forward(&next_input(0));
     let plans_after_warmup = engine.plans_built();
     let fallbacks_at_start = engine.fallbacks();
     let started = Instant::now();
@@ -244,7 +217,7 @@ pub fn run_for(
     while started.elapsed() < duration {
         let input = next_input(i);
         let call_started = Instant::now();
-        let outcome = engine.call(&input);
+        let outcome = engine.forward(&input);
         times.push(call_started.elapsed().as_secs_f64() * 1e3);
         match outcome {
             Ok(out) if out.quantile_preds.iter().all(|v| v.is_finite()) => successes += 1,
@@ -287,17 +260,37 @@ pub fn run_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chronos2::ModelOutput;
     use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A model that counts its calls and echoes the input's first value (so a cached answer
     /// would show up as a stale value).
     struct Counting {
-        calls: Cell<usize>,
+        calls: AtomicUsize,
+        config: Config,
     }
 
-    impl Runnable for Counting {
-        fn call(&self, input: &ModelInput) -> Result<ModelOutput, String> {
-            self.calls.set(self.calls.get() + 1);
+    impl Counting {
+        fn new() -> Self {
+            Self {
+                calls: AtomicUsize::new(0),
+                config: Config::tiny(),
+            }
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    impl ForwardPass for Counting {
+        fn config(&self) -> &Config {
+            &self.config
+        }
+
+        fn forward(&self, input: &ModelInput) -> Result<ModelOutput, chronos2::Error> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(ModelOutput {
                 quantile_preds: vec![input.context()[0]],
                 rows: 1,
@@ -307,21 +300,15 @@ mod tests {
                 scale: vec![1.0],
             })
         }
-        fn plans_built(&self) -> usize {
-            0
-        }
-        fn fallbacks(&self) -> usize {
-            0
-        }
     }
 
     #[test]
     fn every_timed_call_reaches_the_model() {
-        let model = Counting { calls: Cell::new(0) };
+        let model = Counting::new();
         let input = ModelInput::new(vec![1.0, 2.0], 1).unwrap();
         let result = run_case(&model, &input, 1e9, 2, 25);
         assert_eq!(
-            model.calls.get(),
+            model.calls(),
             27,
             "2 warm-up + 25 timed calls, none served from a cache"
         );
@@ -330,7 +317,7 @@ mod tests {
 
     #[test]
     fn long_runs_call_the_model_with_each_new_input() {
-        let model = Counting { calls: Cell::new(0) };
+        let model = Counting::new();
         let seen = Cell::new(0usize);
         let result = run_for(
             &model,
@@ -340,7 +327,7 @@ mod tests {
             },
             Duration::from_millis(30),
         );
-        assert_eq!(model.calls.get(), result.calls + 1);
+        assert_eq!(model.calls(), result.calls + 1);
         assert_eq!(seen.get(), result.calls);
         assert_eq!(result.success_rate_pct, 100.0);
     }

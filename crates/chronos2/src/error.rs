@@ -89,4 +89,7 @@ pub enum Error {
     /// The inputs of a forward pass are inconsistent.
     #[error("invalid model input: {0}")]
     Input(String),
+    /// An executor failed for a reason other than its input (e.g. a poisoned lock).
+    #[error("execution failed: {0}")]
+    Execution(String),
 }

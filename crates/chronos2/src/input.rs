@@ -1,6 +1,6 @@
 //! The inputs and outputs of one model call, in the reference's tensor terms.
 //!
-//! Shapes use the letters of [`crate::forward`]: B rows, T context steps, F known-future steps,
+//! Shapes use the letters of [`crate::encoder`]: B rows, T context steps, F known-future steps,
 //! M output patches, P patch size, Q quantiles, S tokens, D hidden size.
 
 use crate::config::Config;
@@ -12,7 +12,6 @@ use crate::error::Error;
 pub struct ModelInput {
     context: Vec<f32>,
     rows: usize,
-    context_mask: Option<Vec<f32>>,
     group_ids: Option<Vec<i64>>,
     future_covariates: Option<Vec<f32>>,
     future_covariates_mask: Option<Vec<f32>>,
@@ -36,7 +35,6 @@ impl ModelInput {
         Ok(Self {
             context,
             rows,
-            context_mask: None,
             group_ids: None,
             future_covariates: None,
             future_covariates_mask: None,
@@ -64,13 +62,6 @@ impl ModelInput {
     /// Sets the group id of each row (rows with equal ids attend to each other).
     pub fn with_group_ids(mut self, group_ids: Vec<i64>) -> Self {
         self.group_ids = Some(group_ids);
-        self
-    }
-
-    /// Sets an explicit observed mask `(B, T)` (1 = observed). Without it, non-NaN = observed.
-    /// As in the reference, the instance norm still sees every non-NaN value.
-    pub fn with_context_mask(mut self, mask: Vec<f32>) -> Self {
-        self.context_mask = Some(mask);
         self
     }
 
@@ -108,11 +99,6 @@ impl ModelInput {
         &self.context
     }
 
-    /// The explicit observed mask, if set.
-    pub fn context_mask(&self) -> Option<&[f32]> {
-        self.context_mask.as_deref()
-    }
-
     /// Group ids as given, if any (without allocating).
     pub fn explicit_group_ids(&self) -> Option<&[i64]> {
         self.group_ids.as_deref()
@@ -146,16 +132,8 @@ impl ModelInput {
     /// # Errors
     /// [`Error::Input`] naming the argument and both shapes.
     pub fn validate(&self, config: &Config) -> Result<(), Error> {
-        let (b, t) = (self.rows, self.length());
+        let b = self.rows;
         let bad = |msg: String| Err(Error::Input(msg));
-        if let Some(mask) = &self.context_mask {
-            if mask.len() != b * t {
-                return bad(format!(
-                    "context_mask has {} values, expected B*T = {b}*{t}",
-                    mask.len()
-                ));
-            }
-        }
         if let Some(ids) = &self.group_ids {
             if ids.len() != b {
                 return bad(format!(

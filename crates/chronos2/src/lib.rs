@@ -4,7 +4,10 @@
 //! Main types:
 //! * [`Chronos2Model`]: a checkpoint loaded from disk ([`Chronos2Model::load`]) or drawn at
 //!   random ([`Chronos2Model::random`]), with the eager [`forward`](Chronos2Model::forward) and
-//!   [`encode`](Chronos2Model::encode) passes.
+//!   [`encode`](Chronos2Model::encode) passes; [`ForwardPass`] is what every executor offers.
+//! * [`encoder`]: the model described once, as steps over named buffers; [`executor`]: the
+//!   kernel interface it runs on; [`eager`]: the plain executor (the reference);
+//!   [`patching`]: instance norm and patching, shared by all.
 //! * [`Config`]: the resolved, validated configuration ([`ConfigFile`] mirrors `config.json`).
 //! * [`ModelInput`] / [`ModelOutput`]: one batch in the reference's tensor terms, and its
 //!   `(B, Q, H)` quantile forecasts.
@@ -31,10 +34,13 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod eager;
+pub mod encoder;
 mod error;
-pub mod forward;
+pub mod executor;
 mod input;
 mod model;
+pub mod patching;
 pub mod random;
 pub mod weights;
 
@@ -42,5 +48,5 @@ pub use checkpoint::CheckpointFiles;
 pub use config::{Config, ConfigFile, StorageDtype};
 pub use error::Error;
 pub use input::{Encoded, ModelInput, ModelOutput};
-pub use model::Chronos2Model;
+pub use model::{Chronos2Model, ForwardPass};
 pub use random::RandomInit;

@@ -3,9 +3,12 @@
 use std::path::Path;
 
 use crate::checkpoint::{self, CheckpointFiles};
+use chronos2_kernels::pool::Pool;
+
 use crate::config::{Config, StorageDtype};
+use crate::eager::EagerExecutor;
+use crate::encoder::{self, ActivationArena, Optimizations, Pass};
 use crate::error::Error;
-use crate::forward;
 use crate::input::{Encoded, ModelInput, ModelOutput};
 use crate::random::{random_weights, save_checkpoint, RandomInit};
 use crate::weights::Weights;
@@ -70,12 +73,34 @@ impl Chronos2Model {
         self.weights.parameter_count()
     }
 
-    /// The eager forward pass: quantile forecasts `(B, Q, M·P)` in the data's units.
+    /// The eager forward pass: quantile forecasts `(B, Q, M·P)` in the data's units, matrix
+    /// products on the process-wide pool (all cores).
     ///
     /// # Errors
     /// [`Error::Input`] for inconsistent input shapes.
     pub fn forward(&self, input: &ModelInput) -> Result<ModelOutput, Error> {
-        forward::forward(&self.config, &self.weights, input)
+        self.forward_with(input, Pool::global())
+    }
+
+    /// The eager forward pass with its matrix products split over `pool`.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for inconsistent input shapes.
+    pub fn forward_with(&self, input: &ModelInput, pool: &Pool) -> Result<ModelOutput, Error> {
+        input.validate(&self.config)?;
+        let pass = Pass::for_input(&self.config, input, Optimizations::NONE);
+        let mut arena = ActivationArena::new(&self.config, &pass);
+        let mut out = ModelOutput::empty();
+        let mut executor = EagerExecutor::new(&self.config, &self.weights, pool);
+        encoder::forward(
+            &mut executor,
+            &self.config,
+            &pass,
+            input,
+            &mut arena.activations(),
+            &mut out,
+        )?;
+        Ok(out)
     }
 
     /// The encoder's final hidden states `(B, S, D)` (`Chronos2Model.encode`).
@@ -83,6 +108,44 @@ impl Chronos2Model {
     /// # Errors
     /// [`Error::Input`] for inconsistent input shapes.
     pub fn encode(&self, input: &ModelInput) -> Result<Encoded, Error> {
-        forward::encode(&self.config, &self.weights, input)
+        input.validate(&self.config)?;
+        let pass = Pass::for_input(&self.config, input, Optimizations::NONE);
+        let mut arena = ActivationArena::new(&self.config, &pass);
+        let mut executor = EagerExecutor::new(&self.config, &self.weights, Pool::global());
+        encoder::encode(&mut executor, &self.config, &pass, input, &mut arena.activations())
+    }
+}
+
+/// Anything that runs the Chronos-2 forward pass: the eager model, the compiled engine. The
+/// forecast pipeline, the backtest and the benchmarks drive models through it.
+pub trait ForwardPass: Sync {
+    /// The model's configuration.
+    fn config(&self) -> &Config;
+
+    /// One forward pass: quantile forecasts `(B, Q, M·P)`.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for input the model cannot take; [`Error::Execution`] if the
+    /// executor failed.
+    fn forward(&self, input: &ModelInput) -> Result<ModelOutput, Error>;
+
+    /// Execution plans built so far (0 for executors that do not plan).
+    fn plans_built(&self) -> usize {
+        0
+    }
+
+    /// Times the executor gave up and fell back to eager (0 for those that cannot).
+    fn fallbacks(&self) -> usize {
+        0
+    }
+}
+
+impl ForwardPass for Chronos2Model {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn forward(&self, input: &ModelInput) -> Result<ModelOutput, Error> {
+        Chronos2Model::forward(self, input)
     }
 }

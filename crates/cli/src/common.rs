@@ -123,7 +123,7 @@ pub fn load_engine(model: &ModelArgs, settings: &Settings) -> Result<Loaded> {
     let load_time = started.elapsed();
     let started = Instant::now();
     let engine = Engine::new(Arc::new(eager), settings);
-    if let (Some(shapes), Engine::Compiled(compiled)) = (&settings.warmup, &engine) {
+    if let (Some(shapes), Some(compiled)) = (&settings.warmup, engine.compiled()) {
         let planning = compiled.warm_up(&parse_shapes(shapes)?)?;
         eprintln!(
             "chronos2: planned {} bucket(s) in {:.1} ms",

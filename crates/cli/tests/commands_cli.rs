@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
-use common::{chronos2, repo, tiny_model};
+use common::{chronos2, chronos2_in, repo, tiny_model};
 
 #[test]
 fn backtest_runs_on_every_shared_file_and_writes_its_report() {
@@ -62,6 +62,50 @@ fn backtest_runs_on_every_shared_file_and_writes_its_report() {
         assert!(
             !html.contains("src=") && !html.contains("<link") && !html.contains("https://"),
             "not self-contained"
+        );
+    }
+}
+
+#[test]
+fn backtest_without_data_uses_the_bundled_file_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = chronos2_in(
+        dir.path(),
+        &[
+            "backtest",
+            "--model",
+            &tiny_model(),
+            "--windows",
+            "5",
+            "--context",
+            "64",
+            "--out",
+            "out",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(" on bundled BTCUSD.csv: 5 windows"), "{stdout}");
+    assert!(
+        stdout.contains("\nBTCUSD | origins"),
+        "series named after the file: {stdout}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.json")).unwrap()).unwrap();
+    assert_eq!(report["data"], "bundled BTCUSD.csv");
+}
+
+#[test]
+fn format_values_are_checked_by_the_argument_parser() {
+    for (command, valid) in [
+        ("forecast", "table, csv, json"),
+        ("bench", "table, json"),
+        ("compare", "table, json, markdown"),
+    ] {
+        let (ok, _, stderr) = chronos2(&[command, "--format", "yaml"]);
+        assert!(
+            !ok && stderr.contains("invalid value 'yaml' for '--format <FORMAT>'")
+                && stderr.contains(&format!("[possible values: {valid}]")),
+            "{command}: {stderr}"
         );
     }
 }

@@ -154,8 +154,6 @@ fn bad_input_gives_one_clear_line() {
     assert!(msg.contains("--horizon must be at least 1"), "{msg}");
     let msg = failure(None, &[]);
     assert!(msg.contains("bars.csv") && msg.contains("No such file"), "{msg}");
-    let msg = failure(Some(GOOD), &["--format", "yaml"]);
-    assert!(msg.contains("unknown --format `yaml`"), "{msg}");
     let msg = failure(Some(GOOD), &["--covariates", "volume"]);
     assert!(msg.contains("column `volume` not found"), "{msg}");
     let msg = failure(Some(GOOD), &["--future-covariates", "close"]);

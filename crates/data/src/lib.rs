@@ -4,7 +4,8 @@
 //! (`Date`, `timestamp`, or an unnamed first column), UTC offsets, newest-first order, weekend
 //! gaps, extra columns, long format with an id column. [`load_csv`] reads all of them into
 //! [`Series`] on a [`Calendar`] and says what it did in a [`LoadReport`]; every problem is a
-//! [`DataError`] naming the file, line and column.
+//! [`DataError`] naming the file, line and column. [`DataSource::load`] reads CSV text built
+//! into the program the same way.
 //!
 //! ```
 //! use chronos2_data::{load_csv, LoadOptions};
@@ -164,10 +165,24 @@ pub struct LoadReport {
     pub notes: Vec<String>,
 }
 
+/// Where bars come from: a file, or CSV text built into the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataSource<'a> {
+    /// A CSV file (Parquet by its `.parquet` extension, with the `parquet` feature).
+    File(&'a Path),
+    /// CSV text built into the program (e.g. with `include_bytes!`), read like a file.
+    Bundled {
+        /// The file name it was built from (`BTCUSD.csv`); messages say `bundled <name>`.
+        name: &'a str,
+        /// The CSV text.
+        bytes: &'a [u8],
+    },
+}
+
 /// A loaded file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
-    /// The file.
+    /// The file ([`DataSource::path`]).
     pub path: PathBuf,
     /// The series, in order of first appearance.
     pub series: Vec<Series>,
@@ -192,19 +207,29 @@ struct Table {
 }
 
 impl Table {
-    fn read(path: &Path) -> Result<Self, DataError> {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")) {
-            return Self::read_parquet(path);
+    fn read(source: DataSource<'_>) -> Result<Self, DataError> {
+        match source {
+            DataSource::File(path) if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")) => {
+                Self::read_parquet(path)
+            }
+            DataSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::parse_csv(path.to_path_buf(), &bytes)
+            }
+            DataSource::Bundled { bytes, .. } => Self::parse_csv(source.path(), bytes),
         }
+    }
+
+    /// Parses CSV text; `path` names it in messages.
+    fn parse_csv(path: PathBuf, bytes: &[u8]) -> Result<Self, DataError> {
         let invalid = |message: String| DataError::Invalid {
-            path: path.to_path_buf(),
+            path: path.clone(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes.as_slice());
+        let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
         let headers: Vec<String> = reader
             .headers()
             .map_err(|e| invalid(format!("cannot read the header: {e}")))?
@@ -225,11 +250,7 @@ impl Table {
             })?;
             rows.push(record.iter().map(|c| c.trim().to_string()).collect());
         }
-        Ok(Self {
-            path: path.to_path_buf(),
-            headers,
-            rows,
-        })
+        Ok(Self { path, headers, rows })
     }
 
     #[cfg(feature = "parquet")]
@@ -337,14 +358,52 @@ struct RawSeries {
     rows: Vec<(i64, usize)>,
 }
 
-/// Reads `path` into regular series.
+/// Reads the file at `path` into regular series ([`DataSource::load`] of a file).
 ///
 /// # Errors
-/// [`DataError`] naming file, line and column for unreadable files, missing or colliding
-/// columns, unparseable timestamps or numbers, duplicate timestamps, and series shorter than
-/// [`MIN_ROWS`].
+/// As [`DataSource::load`].
 pub fn load_csv(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
-    let table = Table::read(path)?;
+    DataSource::File(path).load(options)
+}
+
+impl DataSource<'_> {
+    /// What messages and reports call the data: the file's path, or `bundled <name>`.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Self::File(path) => path.to_path_buf(),
+            Self::Bundled { name, .. } => PathBuf::from(format!("bundled {name}")),
+        }
+    }
+
+    /// The file stem (`BTCUSD`): the label of a file that holds one series.
+    pub fn stem(&self) -> String {
+        let name = match self {
+            Self::File(path) => path,
+            Self::Bundled { name, .. } => Path::new(name),
+        };
+        name.file_stem()
+            .map_or_else(|| "series".into(), |s| s.to_string_lossy().into_owned())
+    }
+
+    /// Reads the data into regular series.
+    ///
+    /// # Errors
+    /// [`DataError`] naming file, line and column for unreadable files, missing or colliding
+    /// columns, unparseable timestamps or numbers, duplicate timestamps, and series shorter
+    /// than [`MIN_ROWS`].
+    pub fn load(self, options: &LoadOptions) -> Result<Dataset, DataError> {
+        load_table(Table::read(self)?, options)
+    }
+}
+
+impl std::fmt::Display for DataSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path().display())
+    }
+}
+
+/// Turns a read table into regular series.
+fn load_table(table: Table, options: &LoadOptions) -> Result<Dataset, DataError> {
     let mut notes = Vec::new();
     if table.rows.is_empty() {
         return Err(table.invalid("the file has a header but no data rows".into()));
@@ -413,7 +472,7 @@ pub fn load_csv(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError
     }
     report.notes = notes;
     Ok(Dataset {
-        path: path.to_path_buf(),
+        path: table.path,
         series,
         style,
         report,
@@ -727,6 +786,29 @@ mod tests {
     fn parquet_without_the_feature_says_how_to_get_it() {
         let msg = load_csv(Path::new("bars.parquet"), &close()).unwrap_err().to_string();
         assert!(msg.contains("--features parquet"), "{msg}");
+    }
+
+    #[test]
+    fn bundled_text_reads_like_a_file() {
+        let text = "Date,Close\n2024-01-03,11\n2024-01-02,10\n2024-01-04,12\n";
+        let bundled = DataSource::Bundled {
+            name: "BARS.csv",
+            bytes: text.as_bytes(),
+        };
+        let data = bundled.load(&close()).unwrap();
+        let mut from_file = load(text, &close()).unwrap();
+        from_file.path = data.path.clone();
+        assert_eq!(data, from_file);
+        assert_eq!(
+            (bundled.to_string(), bundled.stem()),
+            ("bundled BARS.csv".into(), "BARS".into())
+        );
+        let broken = DataSource::Bundled {
+            name: "BARS.csv",
+            bytes: b"Date,Close\n2024-01-01,x\n2024-01-02,1\n2024-01-03,2\n",
+        };
+        let msg = broken.load(&close()).unwrap_err().to_string();
+        assert!(msg.starts_with("bundled BARS.csv: line 2"), "{msg}");
     }
 
     #[test]

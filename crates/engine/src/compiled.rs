@@ -4,11 +4,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chronos2::forward::context_patches;
-use chronos2::{Chronos2Model, Config, ModelInput, ModelOutput};
+use chronos2::encoder::{Optimizations, Pass};
+use chronos2::executor::GroupLayout;
+use chronos2::{Chronos2Model, Config, ForwardPass, ModelInput, ModelOutput};
+use chronos2_kernels::pool::Pool;
 
 use crate::packed_model::PackedModel;
-use crate::plan::{autotune, Plan, PlanKey};
+use crate::plan::Plan;
 use crate::settings::CompileMode;
 use crate::EngineError;
 
@@ -38,10 +40,11 @@ struct Cache {
     /// Scratch for canonicalising group ids without allocating: (id, row) pairs.
     pairs: Vec<(i64, usize)>,
     /// Scratch: first row of each row's group.
-    group_of: Vec<usize>,
+    first_rows: Vec<usize>,
 }
 
-/// The compiled (planned) Chronos-2 engine.
+/// The compiled (planned) Chronos-2 engine: the model description run by the planned
+/// executor.
 ///
 /// Weights are repacked once at construction. Each shape bucket gets a plan on first use
 /// (or at [`warm_up`](Self::warm_up)); later calls with that bucket allocate nothing and plan
@@ -50,7 +53,9 @@ struct Cache {
 pub struct CompiledModel {
     eager: Arc<Chronos2Model>,
     packed: PackedModel,
+    pool: Arc<Pool>,
     mode: CompileMode,
+    optimizations: Optimizations,
     cache: Mutex<Cache>,
     max_plan_bytes: usize,
     fallen_back: AtomicBool,
@@ -62,20 +67,34 @@ pub struct CompiledModel {
 }
 
 impl CompiledModel {
-    /// Repacks the weights of `eager` for the compiled kernels.
-    pub fn new(eager: Arc<Chronos2Model>, mode: CompileMode) -> Self {
+    /// Repacks the weights of `eager` for the planned executor, every optimisation on; all
+    /// kernels run on `pool`.
+    pub fn new(eager: Arc<Chronos2Model>, mode: CompileMode, pool: Arc<Pool>) -> Self {
+        Self::with_optimizations(eager, mode, pool, Optimizations::ALL)
+    }
+
+    /// As [`new`](Self::new), with a chosen set of optimisations (each is exact; switching
+    /// one off shows what it gains, and its parity is tested on its own).
+    pub fn with_optimizations(
+        eager: Arc<Chronos2Model>,
+        mode: CompileMode,
+        pool: Arc<Pool>,
+        optimizations: Optimizations,
+    ) -> Self {
         let started = Instant::now();
-        let packed = PackedModel::new(eager.config(), eager.weights());
+        let packed = PackedModel::new(eager.weights(), optimizations.fused_qkv, &pool);
         Self {
             packing_time: started.elapsed(),
             eager,
             packed,
+            pool,
             mode,
+            optimizations,
             cache: Mutex::new(Cache {
                 plans: Vec::new(),
                 clock: 0,
                 pairs: Vec::new(),
-                group_of: Vec::new(),
+                first_rows: Vec::new(),
             }),
             max_plan_bytes: usize::MAX,
             fallen_back: AtomicBool::new(false),
@@ -107,6 +126,16 @@ impl CompiledModel {
         self.mode
     }
 
+    /// The optimisations applied.
+    pub fn optimizations(&self) -> Optimizations {
+        self.optimizations
+    }
+
+    /// The pool every kernel runs on.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// Whether the engine has fallen back to eager for the rest of the process.
     pub fn has_fallen_back(&self) -> bool {
         self.fallen_back.load(Ordering::SeqCst)
@@ -134,34 +163,34 @@ impl CompiledModel {
         let started = Instant::now();
         let config = self.config();
         for &(rows, length, horizon) in shapes {
-            let key = PlanKey {
-                rows,
-                patches: context_patches(config, length),
-                output_patches: horizon.div_ceil(config.patch_size).clamp(1, config.max_output_patches),
-                covariates: false,
-                group_of: (0..rows).collect(),
-            };
+            let output_patches = horizon.div_ceil(config.patch_size).clamp(1, config.max_output_patches);
+            let layout = GroupLayout::from_first_rows((0..rows).collect());
+            let pass = Pass::new(config, length, output_patches, false, layout, self.optimizations);
             let mut cache = self.cache.lock().map_err(|_| EngineError::Poisoned)?;
-            if !cache.plans.iter().any(|p| p.key == key) {
-                let plan = self.build(key)?;
+            if !cache
+                .plans
+                .iter()
+                .any(|p| p.pass.layout == pass.layout && same_bucket(&p.pass, &pass))
+            {
+                let plan = self.build(pass)?;
                 cache.plans.push(plan);
             }
         }
         Ok(started.elapsed())
     }
 
-    fn build(&self, key: PlanKey) -> Result<Plan, EngineError> {
-        let bytes = Plan::arena_bytes(self.config(), &key);
+    fn build(&self, pass: Pass) -> Result<Plan, EngineError> {
+        let bytes = Plan::bytes(self.config(), &pass);
         if bytes > self.max_plan_bytes {
             return Err(EngineError::Plan(format!(
                 "a plan for {} rows x {} patches needs {bytes} bytes, over the limit of {}",
-                key.rows, key.patches, self.max_plan_bytes
+                pass.rows, pass.patches, self.max_plan_bytes
             )));
         }
         let started = Instant::now();
-        let mut plan = Plan::new(self.config(), key);
+        let mut plan = Plan::new(self.config(), pass);
         if self.mode == CompileMode::MaxAutotune {
-            autotune(&self.packed, &mut plan);
+            plan.autotune(self.config(), &self.packed, &self.pool);
         }
         self.plans_built.fetch_add(1, Ordering::SeqCst);
         self.planning_nanos
@@ -186,7 +215,7 @@ impl CompiledModel {
                 Err(e) => self.fall_back(e.to_string()),
             }
         }
-        *out = self.eager.forward(input)?;
+        *out = self.eager.forward_with(input, &self.pool)?;
         Ok(())
     }
 
@@ -213,28 +242,25 @@ impl CompiledModel {
         let config = self.config();
         let mut cache = self.cache.lock().map_err(|_| EngineError::Poisoned)?;
         let cache = &mut *cache;
-        canonical_groups(input, &mut cache.pairs, &mut cache.group_of);
-        let (rows, patches) = (input.rows(), context_patches(config, input.length()));
-        let (m, covariates) = (input.num_output_patches(), input.future_covariates().is_some());
-        let found = cache.plans.iter().position(|p| {
-            let k = &p.key;
-            k.rows == rows
-                && k.patches == patches
-                && k.output_patches == m
-                && k.covariates == covariates
-                && k.group_of == cache.group_of
-        });
+        GroupLayout::first_rows_into(input, &mut cache.pairs, &mut cache.first_rows);
+        let found = cache
+            .plans
+            .iter()
+            .position(|p| p.fits(config, input, &cache.first_rows));
         let index = match found {
             Some(i) => i,
             None => {
-                let key = PlanKey {
-                    rows,
-                    patches,
-                    output_patches: m,
+                let layout = GroupLayout::from_first_rows(cache.first_rows.clone());
+                let covariates = input.future_covariates().is_some();
+                let pass = Pass::new(
+                    config,
+                    input.length(),
+                    input.num_output_patches(),
                     covariates,
-                    group_of: cache.group_of.clone(),
-                };
-                let plan = self.build(key)?;
+                    layout,
+                    self.optimizations,
+                );
+                let plan = self.build(pass)?;
                 if cache.plans.len() >= self.mode.plan_cache_limit() {
                     let oldest = (0..cache.plans.len())
                         .min_by_key(|&i| cache.plans[i].last_used)
@@ -248,36 +274,29 @@ impl CompiledModel {
         cache.clock += 1;
         let plan = &mut cache.plans[index];
         plan.last_used = cache.clock;
-        plan.run(config, &self.packed, input, out)
+        plan.run(config, &self.packed, &self.pool, input, out)
     }
 }
 
-/// Fills `group_of[r]` with the first row of row r's group, using `pairs` as scratch
-/// (allocation-free once the scratch is large enough).
-fn canonical_groups(input: &ModelInput, pairs: &mut Vec<(i64, usize)>, group_of: &mut Vec<usize>) {
-    let rows = input.rows();
-    group_of.clear();
-    match input.explicit_group_ids() {
-        None => group_of.extend(0..rows),
-        Some(ids) => {
-            pairs.clear();
-            pairs.extend(ids.iter().copied().zip(0..rows));
-            pairs.sort_unstable();
-            group_of.resize(rows, 0);
-            let mut start = 0;
-            while start < pairs.len() {
-                let id = pairs[start].0;
-                let end = pairs[start..]
-                    .iter()
-                    .position(|p| p.0 != id)
-                    .map_or(pairs.len(), |o| start + o);
-                // Sorted by (id, row): the first pair of the run has the group's first row.
-                let first = pairs[start].1;
-                for &(_, row) in &pairs[start..end] {
-                    group_of[row] = first;
-                }
-                start = end;
-            }
-        }
+/// Whether two passes have the same sizes (the layout is compared apart).
+fn same_bucket(a: &Pass, b: &Pass) -> bool {
+    (a.rows, a.patches, a.output_patches, a.covariates) == (b.rows, b.patches, b.output_patches, b.covariates)
+}
+
+impl ForwardPass for CompiledModel {
+    fn config(&self) -> &Config {
+        CompiledModel::config(self)
+    }
+
+    fn forward(&self, input: &ModelInput) -> Result<ModelOutput, chronos2::Error> {
+        CompiledModel::forward(self, input).map_err(EngineError::into_model_error)
+    }
+
+    fn plans_built(&self) -> usize {
+        self.plans_built.load(Ordering::SeqCst)
+    }
+
+    fn fallbacks(&self) -> usize {
+        usize::from(self.has_fallen_back())
     }
 }

@@ -1,18 +1,20 @@
-//! Execution engines for Chronos-2: the eager reference pass and the compiled (planned)
-//! engine, behind one [`Engine`] that the forecast pipeline drives.
+//! Execution engines for Chronos-2: the model description (`chronos2::encoder`) run by the
+//! eager executor or by the planned one (compiled mode), behind one [`Engine`] that the
+//! forecast pipeline drives through [`ForwardPass`].
 //!
 //! * [`Settings`]: eager or compiled, compile mode, backend, dtype and threads, from flags and
 //!   the original system's variables (`TORCH_COMPILED`, `CHRONOS_COMPILE_MODE`, ...).
-//! * [`CompiledModel`]: weights repacked once; one plan (arena, group structure) per shape
-//!   bucket; allocation-free calls after warm-up; one-way fallback to eager.
+//! * [`CompiledModel`]: weights repacked once; one plan (arena, group layout, scratch) per
+//!   shape bucket; allocation-free calls after warm-up; one-way fallback to eager.
+//! * One [`Pool`] per engine, sized by `--threads`, runs every kernel of either mode.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use chronos2::{Chronos2Model, Config, ModelInput, RandomInit};
-//! use chronos2_engine::{CompileMode, CompiledModel};
+//! use chronos2_engine::{CompileMode, CompiledModel, Pool};
 //!
 //! let eager = Arc::new(Chronos2Model::random(Config::tiny(), 0, RandomInit::Rerandomized));
-//! let compiled = CompiledModel::new(eager.clone(), CompileMode::ReduceOverhead);
+//! let compiled = CompiledModel::new(eager.clone(), CompileMode::ReduceOverhead, Arc::new(Pool::new(2)));
 //! let input = ModelInput::from_rows(&[vec![1.0, 2.0, 3.0, 2.0, 1.0]])?;
 //! let (a, b) = (eager.forward(&input)?, compiled.forward(&input)?);
 //! let worst = a.quantile_preds.iter().zip(&b.quantile_preds).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
@@ -27,13 +29,15 @@
 mod compiled;
 mod packed_model;
 mod plan;
+mod planned;
 mod settings;
 
 use std::sync::Arc;
 
-use chronos2::{Chronos2Model, Config, ModelInput, ModelOutput};
-use chronos2_forecast::{ForecastError, Forecaster};
+use chronos2::{Chronos2Model, Config, ForwardPass, ModelInput, ModelOutput};
 
+pub use chronos2::encoder::Optimizations;
+pub use chronos2_kernels::pool::Pool;
 pub use compiled::{CompiledModel, EngineStats};
 pub use settings::{CompileMode, Mode, Settings, SettingsFlags};
 
@@ -54,41 +58,64 @@ pub enum EngineError {
     Model(#[from] chronos2::Error),
 }
 
-/// The engine a command runs: eager or compiled.
-pub enum Engine {
-    /// The eager reference pass.
+impl EngineError {
+    /// The error as the model crate's type (input errors stay input errors).
+    pub fn into_model_error(self) -> chronos2::Error {
+        match self {
+            Self::Model(e) => e,
+            other => chronos2::Error::Execution(other.to_string()),
+        }
+    }
+}
+
+/// The engine a command runs: eager or compiled, with the pool both run on.
+pub struct Engine {
+    executor: Executor,
+    pool: Arc<Pool>,
+}
+
+/// Which executor runs the description.
+enum Executor {
     Eager(Arc<Chronos2Model>),
-    /// The planned engine (falls back to eager on failure).
     Compiled(Box<CompiledModel>),
 }
 
 impl Engine {
-    /// Builds the engine `settings` ask for around a loaded model. Sets the rayon pool size
-    /// from `settings.threads` (if the global pool is not built yet).
+    /// Builds the engine `settings` ask for around a loaded model, with a pool of
+    /// `settings.threads` threads (0: one per core).
     pub fn new(model: Arc<Chronos2Model>, settings: &Settings) -> Self {
-        if settings.threads > 0 {
-            // The pool can only be configured once per process; later calls keep the first.
-            let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(settings.threads)
-                .build_global();
-        }
-        match settings.mode {
-            Mode::Eager => Self::Eager(model),
-            Mode::Compiled => Self::Compiled(Box::new(CompiledModel::new(model, settings.compile_mode))),
-        }
+        let threads = match settings.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let pool = Arc::new(Pool::new(threads));
+        let executor = match settings.mode {
+            Mode::Eager => Executor::Eager(model),
+            Mode::Compiled => Executor::Compiled(Box::new(CompiledModel::new(
+                model,
+                settings.compile_mode,
+                Arc::clone(&pool),
+            ))),
+        };
+        Self { executor, pool }
     }
 
-    /// Worker threads in use.
-    pub fn threads() -> usize {
-        rayon::current_num_threads()
+    /// Threads that run the model (the pool's size, the calling thread included).
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// The compiled engine, if compiled.
+    pub fn compiled(&self) -> Option<&CompiledModel> {
+        match &self.executor {
+            Executor::Eager(_) => None,
+            Executor::Compiled(c) => Some(c),
+        }
     }
 
     /// The compiled engine's counters, if compiled.
     pub fn stats(&self) -> Option<EngineStats> {
-        match self {
-            Self::Eager(_) => None,
-            Self::Compiled(c) => Some(c.stats()),
-        }
+        self.compiled().map(CompiledModel::stats)
     }
 
     /// One forward pass.
@@ -96,38 +123,65 @@ impl Engine {
     /// # Errors
     /// The model's input errors.
     pub fn forward(&self, input: &ModelInput) -> Result<ModelOutput, EngineError> {
-        match self {
-            Self::Eager(model) => Ok(model.forward(input)?),
-            Self::Compiled(compiled) => compiled.forward(input),
+        match &self.executor {
+            Executor::Eager(model) => Ok(model.forward_with(input, &self.pool)?),
+            Executor::Compiled(compiled) => compiled.forward(input),
         }
     }
 
     /// The underlying eager model (also the compiled engine's fallback).
     pub fn eager_model(&self) -> &Arc<Chronos2Model> {
-        match self {
-            Self::Eager(model) => model,
-            Self::Compiled(compiled) => compiled.eager(),
+        match &self.executor {
+            Executor::Eager(model) => model,
+            Executor::Compiled(compiled) => compiled.eager(),
         }
     }
 
     /// The configuration.
     pub fn model_config(&self) -> &Config {
-        match self {
-            Self::Eager(model) => model.config(),
-            Self::Compiled(compiled) => compiled.config(),
-        }
+        self.eager_model().config()
     }
 }
 
-impl Forecaster for Engine {
+impl ForwardPass for Engine {
     fn config(&self) -> &Config {
         self.model_config()
     }
 
-    fn run(&self, input: &ModelInput) -> Result<ModelOutput, ForecastError> {
-        self.forward(input).map_err(|e| match e {
-            EngineError::Model(e) => ForecastError::Model(e),
-            other => ForecastError::Input(other.to_string()),
-        })
+    fn forward(&self, input: &ModelInput) -> Result<ModelOutput, chronos2::Error> {
+        Engine::forward(self, input).map_err(EngineError::into_model_error)
+    }
+
+    fn plans_built(&self) -> usize {
+        self.stats().map_or(0, |s| s.plans_built)
+    }
+
+    fn fallbacks(&self) -> usize {
+        self.stats().map_or(0, |s| s.fallbacks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chronos2::RandomInit;
+
+    #[test]
+    fn the_threads_setting_sizes_the_pool_of_either_mode() {
+        let model = Arc::new(Chronos2Model::random(Config::tiny(), 0, RandomInit::Default));
+        for mode in [Mode::Eager, Mode::Compiled] {
+            for threads in [1, 3] {
+                let settings = Settings {
+                    mode,
+                    threads,
+                    ..Settings::default()
+                };
+                let engine = Engine::new(Arc::clone(&model), &settings);
+                assert_eq!(engine.threads(), threads);
+                if let Some(compiled) = engine.compiled() {
+                    assert_eq!(compiled.pool().threads(), threads);
+                }
+            }
+        }
     }
 }

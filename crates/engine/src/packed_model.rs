@@ -1,11 +1,12 @@
-//! The model's weights repacked once, at load, into the layout the compiled kernels want:
-//! GEMM panels ([`PackedWeight`]), Q/K/V fused into one matrix per attention layer, and the
-//! group attention's V kept apart for the singleton-group shortcut.
+//! The model's weights prepared once, at load, for the planned executor: every linear layer
+//! repacked into GEMM panels ([`PackedWeight`]), Q/K/V stacked into one matrix per attention
+//! layer when fusion is on, norms and the REG token copied out of the checkpoint.
 
-use chronos2::weights::{Linear, ResidualBlock, Weights};
-use chronos2::Config;
+use std::sync::Mutex;
+
+use chronos2::weights::{Attention, EncoderBlock, Linear, ResidualBlock, Weights};
 use chronos2_kernels::packed::PackedWeight;
-use rayon::prelude::*;
+use chronos2_kernels::pool::Pool;
 
 /// A packed linear layer with its bias.
 pub(crate) struct PackedLinear {
@@ -20,13 +21,37 @@ impl PackedLinear {
             bias: layer.bias.as_ref().map(|b| b.data().to_vec()),
         }
     }
+}
 
-    /// Q, K and V stacked into one `[3I, D]` matrix (one GEMM instead of three).
-    fn fused(layers: [&Linear; 3]) -> Self {
-        let k = layers[0].in_dim();
-        Self {
-            weight: PackedWeight::stacked(&layers.map(|l| l.weight.data()), k),
-            bias: None,
+/// Q, K and V of one attention layer.
+pub(crate) enum PackedQkv {
+    /// Stacked into one `[3I, D]` matrix: one GEMM instead of three. V is kept apart too,
+    /// for the singleton-group shortcut.
+    Fused { qkv: PackedLinear, v: PackedLinear },
+    /// Three matrices, three GEMMs.
+    Separate([PackedLinear; 3]),
+}
+
+impl PackedQkv {
+    fn new(attention: &Attention, fused: bool) -> Self {
+        if !fused {
+            return Self::Separate([&attention.q, &attention.k, &attention.v].map(PackedLinear::new));
+        }
+        let parts = [&attention.q, &attention.k, &attention.v].map(|l| l.weight.data());
+        Self::Fused {
+            qkv: PackedLinear {
+                weight: PackedWeight::stacked(&parts, attention.q.in_dim()),
+                bias: None,
+            },
+            v: PackedLinear::new(&attention.v),
+        }
+    }
+
+    /// V alone.
+    pub fn value(&self) -> &PackedLinear {
+        match self {
+            Self::Fused { v, .. } => v,
+            Self::Separate([_, _, v]) => v,
         }
     }
 }
@@ -51,15 +76,30 @@ impl PackedResidual {
 /// One packed encoder block.
 pub(crate) struct PackedBlock {
     pub time_norm: Vec<f32>,
-    pub time_qkv: PackedLinear,
+    pub time_qkv: PackedQkv,
     pub time_o: PackedLinear,
     pub group_norm: Vec<f32>,
-    pub group_qkv: PackedLinear,
-    pub group_v: PackedLinear,
+    pub group_qkv: PackedQkv,
     pub group_o: PackedLinear,
     pub ffn_norm: Vec<f32>,
     pub wi: PackedLinear,
     pub wo: PackedLinear,
+}
+
+impl PackedBlock {
+    fn new(block: &EncoderBlock, fused: bool) -> Self {
+        Self {
+            time_norm: block.time_norm.data().to_vec(),
+            time_qkv: PackedQkv::new(&block.time_attention, fused),
+            time_o: PackedLinear::new(&block.time_attention.o),
+            group_norm: block.group_norm.data().to_vec(),
+            group_qkv: PackedQkv::new(&block.group_attention, fused),
+            group_o: PackedLinear::new(&block.group_attention.o),
+            ffn_norm: block.ffn_norm.data().to_vec(),
+            wi: PackedLinear::new(&block.wi),
+            wo: PackedLinear::new(&block.wo),
+        }
+    }
 }
 
 /// All weights, packed.
@@ -72,23 +112,16 @@ pub(crate) struct PackedModel {
 }
 
 impl PackedModel {
-    /// Repacks `weights` (in parallel over layers).
-    pub fn new(_config: &Config, weights: &Weights) -> Self {
-        let blocks = weights
-            .blocks
-            .par_iter()
-            .map(|b| PackedBlock {
-                time_norm: b.time_norm.data().to_vec(),
-                time_qkv: PackedLinear::fused([&b.time_attention.q, &b.time_attention.k, &b.time_attention.v]),
-                time_o: PackedLinear::new(&b.time_attention.o),
-                group_norm: b.group_norm.data().to_vec(),
-                group_qkv: PackedLinear::fused([&b.group_attention.q, &b.group_attention.k, &b.group_attention.v]),
-                group_v: PackedLinear::new(&b.group_attention.v),
-                group_o: PackedLinear::new(&b.group_attention.o),
-                ffn_norm: b.ffn_norm.data().to_vec(),
-                wi: PackedLinear::new(&b.wi),
-                wo: PackedLinear::new(&b.wo),
-            })
+    /// Repacks `weights`, one block per task on `pool`; Q/K/V stacked if `fused_qkv`.
+    pub fn new(weights: &Weights, fused_qkv: bool, pool: &Pool) -> Self {
+        let slots: Vec<Mutex<Option<PackedBlock>>> = weights.blocks.iter().map(|_| Mutex::new(None)).collect();
+        pool.parallel_for(slots.len(), &|i| {
+            let block = PackedBlock::new(&weights.blocks[i], fused_qkv);
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(block);
+        });
+        let blocks = slots
+            .into_iter()
+            .filter_map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
             .collect();
         Self {
             reg: weights.reg_token().map(<[f32]>::to_vec),

@@ -58,7 +58,11 @@ fn inputs() -> Vec<ModelInput> {
 #[test]
 fn warm_calls_allocate_nothing_and_plan_nothing() {
     let eager = Arc::new(Chronos2Model::random(Config::tiny(), 5, RandomInit::Rerandomized));
-    let compiled = CompiledModel::new(eager, CompileMode::ReduceOverhead);
+    let compiled = CompiledModel::new(
+        eager,
+        CompileMode::ReduceOverhead,
+        std::sync::Arc::new(chronos2_engine::Pool::new(2)),
+    );
     let inputs = inputs();
     let mut out = ModelOutput::empty();
     // Warm-up: one call per bucket (builds plans, sizes `out`, starts the thread pool).

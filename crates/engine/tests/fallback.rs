@@ -20,7 +20,12 @@ fn inputs() -> Vec<ModelInput> {
 fn a_failing_plan_falls_back_to_eager_once_and_for_good() {
     let eager = Arc::new(Chronos2Model::random(Config::tiny(), 5, RandomInit::Default));
     // A plan memory limit no bucket fits: the first compiled call fails.
-    let compiled = CompiledModel::new(eager.clone(), CompileMode::Default).with_max_plan_bytes(1024);
+    let compiled = CompiledModel::new(
+        eager.clone(),
+        CompileMode::Default,
+        std::sync::Arc::new(chronos2_engine::Pool::new(2)),
+    )
+    .with_max_plan_bytes(1024);
     let input = &inputs()[1];
     let out = compiled.forward(input).unwrap();
     assert_eq!(
@@ -75,7 +80,11 @@ fn a_non_finite_output_falls_back() {
         .collect();
     safetensors::serialize_to_file(views, &None, &path).unwrap();
     let eager = Arc::new(Chronos2Model::load(&dir).unwrap());
-    let compiled = CompiledModel::new(eager, CompileMode::Default);
+    let compiled = CompiledModel::new(
+        eager,
+        CompileMode::Default,
+        std::sync::Arc::new(chronos2_engine::Pool::new(2)),
+    );
     let out = compiled.forward(&inputs()[0]).unwrap();
     assert!(out.quantile_preds.iter().any(|v| !v.is_finite()));
     let stats = compiled.stats();

@@ -1,122 +1,71 @@
-//! The compiled engine against the eager pass and the reference, on every fixture case, both
-//! default-init and re-randomised weights, every group layout, and the real-size check.
+//! The planned executor against the eager one and the reference, on every fixture case
+//! (default-init and re-randomised weights), every group layout, with and without covariates,
+//! and the real-size check; with every optimisation on, with none, and with each one alone.
 //! Rule: `max |compiled - x| <= 1e-5 * max(1, max |x|)` over each case's whole output.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chronos2::{Chronos2Model, Config, ModelInput, ModelOutput, RandomInit};
-use chronos2_engine::{CompileMode, CompiledModel};
-use safetensors::{Dtype, SafeTensors};
+use chronos2::{Chronos2Model, Config, ModelInput, RandomInit};
+use chronos2_engine::{CompileMode, CompiledModel, Optimizations, Pool};
+use chronos2_testkit::{assert_within, check, fixture_dir, ReferenceCase};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../chronos2/tests/fixtures/reference")
+fn pool() -> Arc<Pool> {
+    Arc::new(Pool::new(2))
 }
 
-/// Worst |a - b| as a fraction of 1e-5 * max(1, max|b|).
-fn worst(a: &ModelOutput, b: &[f32]) -> f64 {
-    assert_eq!(a.quantile_preds.len(), b.len());
-    let allowed = 1e-5 * b.iter().fold(1.0f64, |m, v| m.max(v.abs() as f64));
-    a.quantile_preds
-        .iter()
-        .zip(b)
-        .map(|(x, y)| {
-            let d = (*x as f64 - *y as f64).abs();
-            if d.is_nan() {
-                f64::INFINITY
-            } else {
-                d
-            }
-        })
-        .fold(0.0, f64::max)
-        / allowed
-}
-
-/// (input, reference output) of a recorded case.
-fn read_case(path: &Path) -> (String, ModelInput, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
-    let meta = meta.metadata().clone().unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let f32s = |name: &str| -> (Vec<usize>, Vec<f32>) {
-        let v = st.tensor(name).unwrap();
-        assert_eq!(v.dtype(), Dtype::F32);
-        (
-            v.shape().to_vec(),
-            v.data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect(),
-        )
-    };
-    let ids = st.tensor("group_ids").unwrap();
-    let group_ids: Vec<i64> = ids
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    let (shape, context) = f32s("context");
-    let mut input = ModelInput::new(context, shape[0])
-        .unwrap()
-        .with_group_ids(group_ids)
-        .with_output_patches(meta["num_output_patches"].parse().unwrap());
-    if st.names().contains(&&"future_covariates".to_string()) {
-        let (shape, values) = f32s("future_covariates");
-        input = input.with_future_covariates(values, shape[1]);
-    }
-    (meta["model"].clone(), input, f32s("quantile_preds").1)
-}
-
-fn run_cases(cases: &Path, model_dir: impl Fn(&str) -> PathBuf) -> Vec<(String, f64, f64)> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(cases).unwrap().map(|e| e.unwrap().path()).collect();
-    paths.sort();
+/// Compiled (with `optimizations`) vs eager and vs the reference on every case in `cases`:
+/// `(case, worst vs eager, worst vs reference)`.
+fn run_cases(
+    cases: &Path,
+    model_dir: impl Fn(&str) -> PathBuf,
+    optimizations: Optimizations,
+) -> Vec<(String, f64, f64)> {
     let mut results = Vec::new();
-    for path in paths {
-        let (model, input, reference) = read_case(&path);
-        let eager = Arc::new(Chronos2Model::load(model_dir(&model)).unwrap());
-        let compiled = CompiledModel::new(eager.clone(), CompileMode::ReduceOverhead);
+    for case in ReferenceCase::all_in(cases) {
+        let eager = Arc::new(Chronos2Model::load(model_dir(&case.model)).unwrap());
+        let compiled =
+            CompiledModel::with_optimizations(eager.clone(), CompileMode::ReduceOverhead, pool(), optimizations);
+        let input = case.input();
         let out = compiled.forward(&input).unwrap();
         assert!(
             !compiled.has_fallen_back(),
             "{}: fell back: {:?}",
-            path.display(),
+            case.name,
             compiled.stats().fallback_reason
         );
-        let vs_eager = worst(&out, &eager.forward(&input).unwrap().quantile_preds);
-        let vs_reference = worst(&out, &reference);
-        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        eprintln!(
-            "{name:<40} compiled vs eager {vs_eager:.3}, vs reference {vs_reference:.3} (of 1e-5 x max(1, max|x|))"
+        let label = format!("{} ({optimizations:?})", case.name);
+        let vs_eager = check(
+            &label,
+            &out.quantile_preds,
+            &eager.forward(&input).unwrap().quantile_preds,
         );
-        results.push((name, vs_eager, vs_reference));
+        let vs_reference = check(&label, &out.quantile_preds, case.expected("quantile_preds").unwrap());
+        eprintln!(
+            "{:<40} compiled vs eager {vs_eager:.3}, vs reference {vs_reference:.3} (of 1e-5 x max(1, max|x|))",
+            case.name
+        );
+        results.push((case.name, vs_eager, vs_reference));
     }
     results
 }
 
-#[test]
-fn compiled_matches_eager_and_reference_on_every_fixture() {
-    let dir = fixtures();
-    let results = run_cases(&dir.join("cases"), |m| dir.join("models").join(m));
+/// Every committed fixture and every group layout, under `optimizations`.
+fn assert_parity(optimizations: Optimizations) {
+    let dir = fixture_dir();
+    let results = run_cases(&dir.join("cases"), |m| dir.join("models").join(m), optimizations);
     assert!(results.len() >= 20);
-    let failed: Vec<_> = results.iter().filter(|(_, e, r)| *e > 1.0 || *r > 1.0).collect();
-    assert!(failed.is_empty(), "{failed:?}");
+    let vs_eager: Vec<_> = results.iter().map(|(n, e, _)| (n.clone(), *e)).collect();
+    let vs_reference: Vec<_> = results.iter().map(|(n, _, r)| (n.clone(), *r)).collect();
+    assert_within(&vs_eager, 1.0);
+    assert_within(&vs_reference, 1.0);
+    every_group_layout_matches_eager(optimizations);
 }
 
-#[test]
-#[ignore = "needs a real-size reference checkpoint; see tools/reference/README.md"]
-fn compiled_matches_real_size_reference() {
-    let dirs = std::env::var("CHRONOS2_REAL_REFERENCE").expect("set CHRONOS2_REAL_REFERENCE=DIR[:DIR...]");
-    for dir in dirs.split(':').map(PathBuf::from) {
-        let results = run_cases(&dir.join("cases"), |_| dir.clone());
-        let failed: Vec<_> = results.iter().filter(|(_, e, _)| *e > 1.0).collect();
-        assert!(failed.is_empty(), "{failed:?}");
-    }
-}
-
-#[test]
-fn every_group_layout_matches_eager() {
+/// Five group layouts x two M x with/without known future covariates, against eager.
+fn every_group_layout_matches_eager(optimizations: Optimizations) {
     let eager = Arc::new(Chronos2Model::random(Config::tiny(), 11, RandomInit::Rerandomized));
-    let compiled = CompiledModel::new(eager.clone(), CompileMode::Default);
+    let compiled = CompiledModel::with_optimizations(eager.clone(), CompileMode::Default, pool(), optimizations);
     let rows: Vec<Vec<f32>> = (0..7)
         .map(|r| {
             (0..40 + 9 * r)
@@ -144,11 +93,13 @@ fn every_group_layout_matches_eager() {
                 .with_future_covariates(future.clone(), 20)
                 .with_output_patches(m.max(2));
             for input in [plain, with_cov] {
-                let w = worst(
-                    &compiled.forward(&input).unwrap(),
+                let label = format!("layout {i} ({ids:?}), M={m}, {optimizations:?}");
+                let w = check(
+                    &label,
+                    &compiled.forward(&input).unwrap().quantile_preds,
                     &eager.forward(&input).unwrap().quantile_preds,
                 );
-                assert!(w <= 1.0, "layout {i} ({ids:?}), M={m}: {w}");
+                assert!(w <= 1.0, "{label}: {w}");
             }
         }
     }
@@ -159,10 +110,58 @@ fn every_group_layout_matches_eager() {
     assert_eq!(stats.plans_cached, 4);
 }
 
+/// `optimizations` with only `one` switched on.
+fn only(one: impl Fn(&mut Optimizations)) -> Optimizations {
+    let mut o = Optimizations::NONE;
+    one(&mut o);
+    o
+}
+
+#[test]
+fn all_optimisations_match_eager_and_reference() {
+    assert_parity(Optimizations::ALL);
+}
+
+#[test]
+fn no_optimisation_matches_eager_and_reference() {
+    assert_parity(Optimizations::NONE);
+}
+
+#[test]
+fn fused_qkv_alone_matches_eager_and_reference() {
+    assert_parity(only(|o| o.fused_qkv = true));
+}
+
+#[test]
+fn singleton_groups_alone_match_eager_and_reference() {
+    assert_parity(only(|o| o.singleton_groups = true));
+}
+
+#[test]
+fn shared_future_tokens_alone_match_eager_and_reference() {
+    assert_parity(only(|o| o.shared_future_tokens = true));
+}
+
+#[test]
+fn trimmed_last_block_alone_matches_eager_and_reference() {
+    assert_parity(only(|o| o.trimmed_last_block = true));
+}
+
+#[test]
+#[ignore = "needs a real-size reference checkpoint; see tools/reference/README.md"]
+fn compiled_matches_real_size_reference() {
+    let dirs = std::env::var("CHRONOS2_REAL_REFERENCE").expect("set CHRONOS2_REAL_REFERENCE=DIR[:DIR...]");
+    for dir in dirs.split(':').map(PathBuf::from) {
+        let results = run_cases(&dir.join("cases"), |_| dir.clone(), Optimizations::ALL);
+        let vs_eager: Vec<_> = results.iter().map(|(n, e, _)| (n.clone(), *e)).collect();
+        assert_within(&vs_eager, 1.0);
+    }
+}
+
 #[test]
 fn same_bucket_never_replans_and_different_lengths_share_a_bucket() {
     let eager = Arc::new(Chronos2Model::random(Config::tiny(), 2, RandomInit::Default));
-    let compiled = CompiledModel::new(eager, CompileMode::ReduceOverhead);
+    let compiled = CompiledModel::new(eager, CompileMode::ReduceOverhead, pool());
     let planning = compiled.warm_up(&[(1, 64, 16)]).unwrap();
     assert!(planning.as_secs_f64() < 5.0);
     assert_eq!(compiled.stats().plans_built, 1);

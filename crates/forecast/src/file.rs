@@ -6,11 +6,12 @@
 
 use std::path::Path;
 
+use chronos2::ForwardPass;
 use chronos2_data::{format_timestamp, load_csv, Dataset, LoadOptions};
 
 use crate::error::ForecastError;
 use crate::levels::{at_levels, outside_trained_range};
-use crate::pipeline::{predict, Forecaster, PredictOptions};
+use crate::pipeline::{predict, PredictOptions};
 use crate::task::{Covariate, CovariateValues, Task};
 
 /// A requested quantile level and the label the user wrote for it (kept for output keys).
@@ -163,7 +164,7 @@ pub struct FileForecast {
 /// # Errors
 /// [`ForecastError::Data`] for unreadable data, [`ForecastError::Input`] for bad options.
 pub fn forecast_file(
-    model: &dyn Forecaster,
+    model: &dyn ForwardPass,
     path: &Path,
     request: &FileRequest,
 ) -> Result<FileForecast, ForecastError> {

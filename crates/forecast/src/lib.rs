@@ -4,7 +4,7 @@
 //! * [`Task`]: one or more target series (a multivariate group) with optional past-only and
 //!   known-future covariates, numeric or categorical.
 //! * [`predict`]: batching, context truncation, padding, group ids, cross-learning and the
-//!   long-horizon autoregressive unroll, over any [`Forecaster`] (the eager model or the
+//!   long-horizon autoregressive unroll, over any [`ForwardPass`](chronos2::ForwardPass) (the eager model or the
 //!   compiled engine).
 //! * [`at_levels`]: the forecast at the quantile levels a user asked for.
 //!
@@ -36,5 +36,5 @@ pub use file::{
     forecast_file, parse_quantile_levels, parse_targets, FileForecast, FileRequest, QuantileLevel, SeriesForecast,
 };
 pub use levels::{at_levels, outside_trained_range, LevelForecast};
-pub use pipeline::{predict, Forecaster, PredictOptions, Prediction, TaskForecast};
+pub use pipeline::{predict, PredictOptions, Prediction, TaskForecast};
 pub use task::{prepare_tasks, Covariate, CovariateValues, PreparedTask, Task};

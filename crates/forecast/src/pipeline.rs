@@ -3,32 +3,11 @@
 //! to the longest row of a batch, group ids per task (or one group with cross-learning), and
 //! horizons beyond one forward pass through the multi-quantile autoregressive unroll.
 
-use chronos2::{Chronos2Model, Config, ModelInput, ModelOutput};
+use chronos2::{Config, ForwardPass, ModelInput, ModelOutput};
 
 use crate::error::ForecastError;
 use crate::quantiles::{interpolate, probability_mass, weighted_quantile};
 use crate::task::{prepare_tasks, PreparedTask, Task};
-
-/// Anything that runs one Chronos-2 forward pass (the eager model, the compiled engine).
-pub trait Forecaster {
-    /// The model's configuration.
-    fn config(&self) -> &Config;
-    /// One forward pass.
-    ///
-    /// # Errors
-    /// The engine's error for an input it cannot run.
-    fn run(&self, input: &ModelInput) -> Result<ModelOutput, ForecastError>;
-}
-
-impl Forecaster for Chronos2Model {
-    fn config(&self) -> &Config {
-        Chronos2Model::config(self)
-    }
-
-    fn run(&self, input: &ModelInput) -> Result<ModelOutput, ForecastError> {
-        Ok(self.forward(input)?)
-    }
-}
 
 /// Options of [`predict`], with the reference's defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,7 +95,7 @@ impl Rows {
 ///
 /// # Errors
 /// [`ForecastError::Input`] for invalid tasks or options, or the engine's error.
-pub fn predict(model: &dyn Forecaster, tasks: &[Task], options: &PredictOptions) -> Result<Prediction, ForecastError> {
+pub fn predict(model: &dyn ForwardPass, tasks: &[Task], options: &PredictOptions) -> Result<Prediction, ForecastError> {
     let config = model.config();
     let h = options.prediction_length;
     if h == 0 {
@@ -225,7 +204,7 @@ fn assemble_batch(batch: &[PreparedTask], context_length: usize, cross_learning:
 
 /// One model call on `context` with `future` covariates padded with NaN (or cut) to `M·P`.
 fn predict_step(
-    model: &dyn Forecaster,
+    model: &dyn ForwardPass,
     context: &Rows,
     future: &Rows,
     group_ids: &[i64],
@@ -243,12 +222,12 @@ fn predict_step(
         .with_group_ids(group_ids.to_vec())
         .with_future_covariates(covariates, width)
         .with_output_patches(num_output_patches);
-    model.run(&input)
+    Ok(model.forward(&input)?)
 }
 
 /// Forecasts one batch; returns the per-task forecasts and the number of model calls.
 fn predict_batch(
-    model: &dyn Forecaster,
+    model: &dyn ForwardPass,
     batch: &[PreparedTask],
     context_length: usize,
     max_patches: usize,
@@ -312,7 +291,7 @@ fn predict_batch(
 /// span and slide left, and the K·Q samples of each step are reduced with weighted quantiles.
 #[allow(clippy::too_many_arguments, reason = "the batch state of the unroll")]
 fn unroll(
-    model: &dyn Forecaster,
+    model: &dyn ForwardPass,
     config: &Config,
     context: Rows,
     future: Rows,

@@ -6,18 +6,15 @@ use std::path::{Path, PathBuf};
 
 use chronos2::Chronos2Model;
 use chronos2_forecast::{at_levels, predict, Covariate, CovariateValues, PredictOptions, Task};
+use chronos2_testkit::{check, fixture_dir};
 use serde_json::Value;
-
-const TOLERANCE: f64 = 1e-5;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipeline")
 }
 
 fn model_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../chronos2/tests/fixtures/reference/models")
-        .join(name)
+    fixture_dir().join("models").join(name)
 }
 
 fn floats(v: &Value) -> Vec<f32> {
@@ -75,28 +72,6 @@ fn options(v: &Value) -> PredictOptions {
     options.cross_learning = v["cross_learning"].as_bool().unwrap();
     options.max_output_patches = v["max_output_patches"].as_u64().map(|x| x as usize);
     options
-}
-
-/// Worst error as a fraction of the allowance; prints the first mismatches.
-fn check(label: &str, actual: &[f32], expected: &[f64]) -> f64 {
-    assert_eq!(actual.len(), expected.len(), "{label}: length differs");
-    let allowed = TOLERANCE * expected.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    let mut worst = 0.0f64;
-    let mut shown = 0;
-    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        let diff = if a.is_nan() && e.is_nan() {
-            0.0
-        } else {
-            (a as f64 - e).abs()
-        };
-        let diff = if diff.is_nan() { f64::INFINITY } else { diff };
-        if diff > allowed && shown < 5 {
-            eprintln!("  {label}[{i}]: rust {a} vs reference {e}");
-            shown += 1;
-        }
-        worst = worst.max(diff);
-    }
-    worst / allowed
 }
 
 #[test]

@@ -3,14 +3,18 @@
 //! Two kinds of kernel live here:
 //!
 //! * [`matmul`]: the one safe entry point to the pure-Rust [`gemm`] crate, over strided
-//!   matrix views ([`MatRef`], [`MatMut`]). Every matrix product of the model goes through it.
+//!   matrix views ([`MatRef`], [`MatMut`]): the eager executor's matrix products.
+//! * [`packed`]: our GEMM for linear layers whose weights were packed once into panels, with
+//!   AVX-512, AVX2+FMA and scalar microkernels chosen at run time (the planned executor's).
 //! * Row-wise element kernels in [`ops`]: T5 RMS norm, numerically safe softmax, ReLU,
 //!   rotary position embedding (non-interleaved) and residual adds.
+//! * [`pool`]: the allocation-free fork-join pool every parallel kernel takes explicitly, so
+//!   one `--threads` setting governs all of them.
 //!
 //! All `unsafe` code of the workspace is in this crate; the other crates deny it.
 //!
 //! ```
-//! use chronos2_kernels::{matmul, MatMut, MatRef, Threads};
+//! use chronos2_kernels::{matmul, pool::Pool, MatMut, MatRef};
 //! // (2x3) · (3x2)ᵀ-stored-as-(2x3): y = x·Wᵀ like a linear layer.
 //! let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
 //! let w = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
@@ -20,7 +24,7 @@
 //!     MatRef::row_major(&x, 2, 3),
 //!     MatRef::row_major(&w, 2, 3).t(),
 //!     false,
-//!     Threads::Single,
+//!     Pool::serial(),
 //! );
 //! assert_eq!(y, [1.0, 5.0, 4.0, 11.0]);
 //! ```
@@ -31,15 +35,7 @@ pub mod ops;
 pub mod packed;
 pub mod pool;
 
-/// How many threads a kernel may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Threads {
-    /// Run on the calling thread only.
-    Single,
-    /// Split the work over the worker threads (rayon's pool for [`matmul`], the
-    /// allocation-free [`pool`] for [`packed::linear`]).
-    Pool,
-}
+use pool::Pool;
 
 /// A read-only strided view of an `rows x cols` f32 matrix inside a slice.
 ///
@@ -185,7 +181,9 @@ impl<'a> MatMut<'a> {
 /// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), in f32.
 ///
 /// Shapes: `lhs` is `m x k`, `rhs` is `k x n`, `dst` is `m x n`. Any strides are accepted; a
-/// linear layer `y = x·Wᵀ` with `W` stored `[out, in]` is `matmul(y, x, W.t(), ..)`.
+/// linear layer `y = x·Wᵀ` with `W` stored `[out, in]` is `matmul(y, x, W.t(), ..)`. The
+/// product is split over `pool` by blocks of output columns (or rows, when there are more
+/// rows than columns), each block one single-threaded gemm call.
 ///
 /// This is the only caller of `gemm::gemm`. Note that gemm's own convention is
 /// `dst := alpha·dst + beta·lhs·rhs`, the reverse of BLAS: here `alpha` is 0 or 1 (accumulate)
@@ -193,7 +191,7 @@ impl<'a> MatMut<'a> {
 ///
 /// # Panics
 /// If the shapes do not agree.
-pub fn matmul(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: bool, threads: Threads) {
+pub fn matmul(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: bool, pool: &Pool) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "matmul: lhs is {m}x{k} but rhs is {}x{n}", rhs.rows);
     assert_eq!(
@@ -216,35 +214,66 @@ pub fn matmul(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: boo
         }
         return;
     }
-    let parallelism = match threads {
-        Threads::Single => gemm::Parallelism::None,
-        Threads::Pool => gemm::Parallelism::Rayon(0),
-    };
-    // SAFETY: every view was bounds-checked at construction (its furthest element is inside its
-    // slice), the shapes agree (asserted above), `dst` is a unique borrow whose elements do not
-    // alias (checked in `MatMut::strided`) and cannot overlap `lhs`/`rhs` (shared borrows).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.data.as_mut_ptr(),
-            dst.col_stride as isize,
-            dst.row_stride as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    let serial = pool.threads() == 1 || m * n * k < PARALLEL_MIN_FLOPS;
+    let by_columns = n >= m;
+    let (extent, block) = if by_columns { (n, 64) } else { (m, 16) };
+    let blocks = if serial { 1 } else { extent.div_ceil(block) };
+    let block = extent.div_ceil(blocks);
+    let out = SendMut(dst.data.as_mut_ptr());
+    pool.parallel_for(blocks, &|index| {
+        let (first, len) = (index * block, block.min(extent - index * block));
+        let (rows, cols, d, l, r) = if by_columns {
+            (m, len, first * dst.col_stride, 0, first * rhs.col_stride)
+        } else {
+            (len, n, first * dst.row_stride, first * lhs.row_stride, 0)
+        };
+        // SAFETY: every view was bounds-checked at construction (its furthest element is
+        // inside its slice) and the shapes agree (asserted above), so each block's sub-view
+        // (a column or row range of the full one) is in bounds too; `dst` is a unique borrow
+        // whose elements do not alias (checked in `MatMut::strided`), the blocks write
+        // disjoint column (or row) ranges, and `lhs`/`rhs` are shared borrows that cannot
+        // overlap `dst`.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                out.ptr().add(d),
+                dst.col_stride as isize,
+                dst.row_stride as isize,
+                accumulate,
+                lhs.data.as_ptr().add(l),
+                lhs.col_stride as isize,
+                lhs.row_stride as isize,
+                rhs.data.as_ptr().add(r),
+                rhs.col_stride as isize,
+                rhs.row_stride as isize,
+                if accumulate { 1.0 } else { 0.0 },
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    });
+}
+
+/// Products below this many multiply-adds run on the caller alone: splitting them costs more
+/// than it saves.
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 18;
+
+/// The output pointer of one [`matmul`], shared by its blocks.
+#[derive(Clone, Copy)]
+struct SendMut(*mut f32);
+// SAFETY: the blocks of one `matmul` write disjoint parts of the output while its unique
+// borrow is held (see there).
+unsafe impl Send for SendMut {}
+unsafe impl Sync for SendMut {}
+
+impl SendMut {
+    fn ptr(self) -> *mut f32 {
+        self.0
     }
 }
 
@@ -294,11 +323,13 @@ mod tests {
             (33, 64, 48),
             (5, 0, 3),
             (2, 768, 21),
+            (70, 300, 130),
+            (300, 64, 20),
         ];
         for &(m, k, n) in &shapes {
             for transposed in [false, true] {
                 for accumulate in [false, true] {
-                    for threads in [Threads::Single, Threads::Pool] {
+                    for pool in [Pool::serial(), &Pool::new(2)] {
                         let a = pseudo_random(m * k, 1);
                         let b = pseudo_random(k * n, 2);
                         let rhs = if transposed {
@@ -314,7 +345,7 @@ mod tests {
                             MatRef::row_major(&a, m, k),
                             rhs,
                             accumulate,
-                            threads,
+                            pool,
                         );
                         matmul_naive(
                             MatMut::row_major(&mut slow, m, n),
@@ -342,7 +373,7 @@ mod tests {
             MatRef::row_major(&a, 2, 2),
             MatRef::row_major(&b, 2, 2),
             false,
-            Threads::Single,
+            Pool::serial(),
         );
         assert_eq!(out, [9.0, 9.0, 1.0, 2.0, 9.0, 9.0, 3.0, 4.0]);
     }

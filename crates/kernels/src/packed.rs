@@ -11,7 +11,8 @@
 
 use std::sync::OnceLock;
 
-use crate::Threads;
+use crate::pool::Pool;
+use crate::PARALLEL_MIN_FLOPS;
 
 /// Output columns per packed panel.
 pub const NR: usize = 32;
@@ -311,7 +312,8 @@ unsafe impl Sync for SendPtr {}
 ///
 /// `x` rows have stride `ldx`, `y` rows stride `ldy` (both >= their widths). With
 /// `accumulate`, the product is added to `y` (a residual connection); the bias, if any, is
-/// added too. Panels are split over the worker [`pool`](crate::pool) with [`Threads::Pool`].
+/// added too. Panels are split over `pool` (one task per panel of [`NR`] columns) unless the
+/// product is too small to gain from it.
 ///
 /// # Panics
 /// If a slice is too short for its shape or the bias length is not n.
@@ -325,7 +327,7 @@ pub fn linear(
     w: PackedRef<'_>,
     bias: Option<&[f32]>,
     accumulate: bool,
-    threads: Threads,
+    pool: &Pool,
 ) {
     let (n, k) = (w.n, w.k);
     assert!(
@@ -349,17 +351,10 @@ pub fn linear(
         // for the whole of `linear`.
         unsafe { run_panels(out, ldy, x, ldx, m, w, bias, accumulate, first, last) };
     };
-    match threads {
-        Threads::Single => run(0, panels),
-        Threads::Pool => {
-            let pool = crate::pool::global();
-            let workers = pool.threads().min(panels);
-            pool.run(&|worker| {
-                if worker < workers {
-                    run(panels * worker / workers, panels * (worker + 1) / workers);
-                }
-            });
-        }
+    if pool.threads() == 1 || m * n * k < PARALLEL_MIN_FLOPS {
+        run(0, panels);
+    } else {
+        pool.parallel_for(panels, &|panel| run(panel, panel + 1));
     }
 }
 
@@ -440,6 +435,7 @@ mod tests {
             (8, 64, 32),
             (1, 3072, 40),
             (13, 48, 100),
+            (40, 256, 300),
         ];
         for &(m, k, n) in &shapes {
             let x = data(m * k, 1);
@@ -447,10 +443,10 @@ mod tests {
             let bias = data(n, 3);
             let packed = PackedWeight::new(&w, n, k);
             for accumulate in [false, true] {
-                for threads in [Threads::Single, Threads::Pool] {
+                for pool in [Pool::serial(), &Pool::new(2)] {
                     let init = data(m * n, 4);
                     let mut fast = init.clone();
-                    linear(&mut fast, n, &x, k, m, packed.view(), Some(&bias), accumulate, threads);
+                    linear(&mut fast, n, &x, k, m, packed.view(), Some(&bias), accumulate, pool);
                     let mut slow = init.clone();
                     matmul_naive(
                         MatMut::row_major(&mut slow, m, n),
@@ -486,7 +482,7 @@ mod tests {
             PackedWeight::new(&w, n, k).view(),
             None,
             false,
-            Threads::Pool,
+            &Pool::new(2),
         );
         for r in 0..m {
             assert_eq!(&y[r * (n + 3) + n..(r + 1) * (n + 3)], &[7.0, 7.0, 7.0]);

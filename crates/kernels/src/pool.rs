@@ -1,45 +1,59 @@
-//! A tiny fork-join thread pool that allocates nothing per call.
+//! A small fork-join thread pool that allocates nothing per call and never waits for a
+//! worker that has not started.
 //!
-//! rayon's entry from outside its pool pushes each job onto a crossbeam injector queue, which
-//! allocates a new block every few dozen calls; the compiled engine promises allocation-free
-//! calls, so its parallel regions run here instead. [`Pool::run`] hands one closure to every
-//! worker (the caller is worker 0) and returns when all are done: the workers only ever see a
-//! borrowed closure, published under a mutex, never a boxed job.
+//! [`Pool::parallel_for`] publishes one borrowed closure and a task count; the caller and the
+//! workers claim task indices from one atomic counter until none are left. Work is therefore
+//! claimed, not assigned: if the machine is busy and a worker is not scheduled, the caller
+//! simply runs that worker's share itself instead of waiting a scheduler time slice for it.
+//! The caller waits only for tasks already running on another thread.
+//!
+//! Idle workers spin for a short, time-bounded moment (regions of one forward pass follow each
+//! other within microseconds), then sleep on a condition variable, so a pool between calls
+//! costs no CPU. A pool of one thread has no workers: everything runs on the caller.
+//!
+//! One pool serves a whole engine: its size is the `--threads` setting, and every parallel
+//! kernel (the packed GEMM, the eager `matmul`, row-wise ops, attention) takes it explicitly.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-/// A borrowed job with its lifetime erased (see the safety argument in [`Pool::run`]).
+/// A borrowed job with its lifetime erased (see the safety argument in [`Pool::parallel_for`]).
 #[derive(Clone, Copy)]
 struct Job(*const (dyn Fn(usize) + Sync));
-// SAFETY: the pointee is `Sync` and outlives every use (the publishing call waits for all
-// workers before returning), so sending the pointer to worker threads is sound.
+// SAFETY: the pointee is `Sync` and outlives every use (the publishing call waits for every
+// worker that entered the job before returning), so sending the pointer to workers is sound.
 unsafe impl Send for Job {}
 
+/// State changed under the mutex: the published job and the sleepers.
 struct State {
     generation: u64,
     job: Option<Job>,
-    pending: usize,
+    tasks: usize,
+    sleepers: usize,
     shutdown: bool,
 }
 
 struct Shared {
     state: Mutex<State>,
-    start: Condvar,
-    done: Condvar,
-    /// Mirrors of `state.generation` and `state.pending`, read while spinning so that a region
-    /// that follows closely on the previous one does not pay for a sleep and a wake-up.
+    wake: Condvar,
+    /// Mirror of `state.generation`, read while spinning.
     generation: AtomicU64,
-    pending: AtomicUsize,
+    /// Whether the current job still accepts workers.
+    open: AtomicBool,
+    /// Workers inside the current job (entered and not yet left).
+    active: AtomicUsize,
+    /// Next unclaimed task index of the current job.
+    next: AtomicUsize,
 }
 
-/// Spin iterations before sleeping on a condition variable (tens of microseconds).
-const SPIN: usize = 20_000;
+/// How long an idle worker spins before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// A fixed set of worker threads for fork-join regions.
 pub struct Pool {
-    shared: &'static Shared,
+    shared: Arc<Shared>,
     threads: usize,
     handles: Vec<JoinHandle<()>>,
     /// Serialises callers: one region at a time.
@@ -47,27 +61,32 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool of `threads` threads in total (the caller counts as one).
+    /// A pool of `threads` threads in total (the caller counts as one; 0 is taken as 1).
+    ///
+    /// # Panics
+    /// If the operating system refuses to start a thread.
     pub fn new(threads: usize) -> Self {
         let threads = threads.max(1);
-        // The shared state lives for the whole process: pools are created once.
-        let shared: &'static Shared = Box::leak(Box::new(Shared {
+        let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 generation: 0,
                 job: None,
-                pending: 0,
+                tasks: 0,
+                sleepers: 0,
                 shutdown: false,
             }),
-            start: Condvar::new(),
-            done: Condvar::new(),
+            wake: Condvar::new(),
             generation: AtomicU64::new(0),
-            pending: AtomicUsize::new(0),
-        }));
+            open: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+        });
         let handles = (1..threads)
             .map(|index| {
+                let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("chronos2-worker-{index}"))
-                    .spawn(move || worker(shared, index))
+                    .spawn(move || worker(&shared))
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -79,78 +98,103 @@ impl Pool {
         }
     }
 
+    /// The one-thread pool: every region runs on the caller.
+    pub fn serial() -> &'static Pool {
+        static SERIAL: OnceLock<Pool> = OnceLock::new();
+        SERIAL.get_or_init(|| Pool::new(1))
+    }
+
+    /// A process-wide pool of all cores, created on first use, for callers that bring no pool
+    /// of their own (the model's plain `forward`). Engines size their own from `--threads`.
+    pub fn global() -> &'static Pool {
+        static GLOBAL: OnceLock<Pool> = OnceLock::new();
+        GLOBAL.get_or_init(|| Pool::new(std::thread::available_parallelism().map_or(1, |n| n.get())))
+    }
+
     /// Threads in the pool, the caller included.
     pub fn threads(&self) -> usize {
         self.threads
     }
 
-    /// Runs `job(i)` for every worker index `i` in `0..threads()`, the caller as worker 0, and
-    /// returns when all have finished. A panic in a worker aborts the process (as rayon's
-    /// would propagate, but without unwinding through foreign frames).
-    pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
-        if self.threads == 1 {
-            job(0);
+    /// Runs `task(i)` for every `i` in `0..tasks`, each exactly once, on the caller and the
+    /// workers, and returns when all have finished. Tasks are claimed in increasing order from
+    /// a shared counter. A panic in a worker aborts the process (unwinding across the erased
+    /// borrow would be unsound).
+    pub fn parallel_for(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        if self.threads == 1 || tasks <= 1 {
+            (0..tasks).for_each(task);
             return;
         }
         let _serial = self.caller.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: the transmute only erases the lifetime of the borrowed closure. Workers use
-        // the pointer only between being woken for this generation and decrementing `pending`;
-        // this function does not return before `pending` is 0 and the job slot is cleared, so
-        // the closure outlives every use.
-        let erased: Job = Job(unsafe {
-            std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync + 'static)>(job)
+        let shared = &*self.shared;
+        // SAFETY: the transmute only erases the lifetime of the borrowed closure. A worker
+        // dereferences it only after registering in `active` and then seeing `open`; this
+        // function clears `open` and waits for `active` to reach 0 before it returns, so the
+        // closure outlives every use.
+        let erased = Job(unsafe {
+            std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync + 'static)>(task)
         });
-        {
-            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        shared.next.store(0, Ordering::SeqCst);
+        let wake = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state.job = Some(erased);
-            state.pending = self.threads - 1;
-            self.shared.pending.store(self.threads - 1, Ordering::SeqCst);
+            state.tasks = tasks;
             state.generation += 1;
-            self.shared.generation.store(state.generation, Ordering::SeqCst);
+            shared.open.store(true, Ordering::SeqCst);
+            shared.generation.store(state.generation, Ordering::SeqCst);
+            state.sleepers > 0
+        };
+        if wake {
+            shared.wake.notify_all();
         }
-        self.shared.start.notify_all();
-        job(0);
-        for _ in 0..SPIN {
-            if self.shared.pending.load(Ordering::SeqCst) == 0 {
-                break;
+        claim_tasks(shared, tasks, task);
+        // Close the job, then wait for the workers that entered it (they are running a task
+        // or about to find the counter exhausted). A worker that had not entered never will.
+        shared.open.store(false, Ordering::SeqCst);
+        let started = Instant::now();
+        while shared.active.load(Ordering::SeqCst) > 0 {
+            if started.elapsed() < SPIN {
+                std::hint::spin_loop();
+            } else {
+                // The worker was preempted mid-task: give it the core.
+                std::thread::yield_now();
             }
-            std::hint::spin_loop();
         }
-        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        while state.pending > 0 {
-            state = self.shared.done.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.job = None;
     }
 
-    /// Splits `data` into chunks of `chunk` elements and calls `f(index, chunk)` for each,
-    /// the chunks spread over the workers in contiguous runs.
+    /// Splits `data` into chunks of `chunk` elements and calls `f(index, chunk)` for each.
     pub fn for_each_chunk(&self, data: &mut [f32], chunk: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
         let chunk = chunk.max(1);
-        let count = data.len().div_ceil(chunk);
         let len = data.len();
         let base = SharedSlice(data.as_mut_ptr());
-        let workers = self.threads.min(count.max(1));
-        self.run(&|worker| {
-            if worker >= workers {
-                return;
-            }
-            for index in count * worker / workers..count * (worker + 1) / workers {
-                let start = index * chunk;
-                let end = (start + chunk).min(len);
-                // SAFETY: chunk ranges are disjoint across indices and workers, lie inside
-                // `data`, whose unique borrow is held for the whole call.
-                let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
-                f(index, part);
-            }
+        self.parallel_for(len.div_ceil(chunk), &|index| {
+            let start = index * chunk;
+            let end = (start + chunk).min(len);
+            // SAFETY: chunk ranges are disjoint across indices, lie inside `data`, whose unique
+            // borrow is held for the whole call, and each index runs exactly once.
+            let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            f(index, part);
         });
     }
 }
 
-/// A slice base pointer shared with the workers of one [`Pool::for_each_chunk`] call.
+/// Claims and runs tasks of the current job until the counter passes `tasks`.
+fn claim_tasks(shared: &Shared, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+    loop {
+        let index = shared.next.fetch_add(1, Ordering::SeqCst);
+        if index >= tasks {
+            return;
+        }
+        task(index);
+    }
+}
+
+/// A slice base pointer shared with the tasks of one [`Pool::for_each_chunk`] call.
 #[derive(Clone, Copy)]
 struct SharedSlice(*mut f32);
-// SAFETY: each worker derives disjoint sub-slices from it (see `for_each_chunk`).
+// SAFETY: each task derives a disjoint sub-slice from it (see `for_each_chunk`).
 unsafe impl Send for SharedSlice {}
 unsafe impl Sync for SharedSlice {}
 
@@ -166,66 +210,60 @@ impl Drop for Pool {
             let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state.shutdown = true;
         }
-        self.shared.start.notify_all();
+        self.shared.wake.notify_all();
         for handle in self.handles.drain(..) {
             let _ = handle.join();
         }
     }
 }
 
-fn worker(shared: &'static Shared, index: usize) {
+fn worker(shared: &Shared) {
     let mut seen = 0u64;
     loop {
-        for _ in 0..SPIN {
-            if shared.generation.load(Ordering::SeqCst) != seen {
-                break;
+        // Spin briefly for the next region, then sleep until one is published.
+        let started = Instant::now();
+        while shared.generation.load(Ordering::SeqCst) == seen && started.elapsed() < SPIN {
+            for _ in 0..64 {
+                std::hint::spin_loop();
             }
-            std::hint::spin_loop();
         }
-        let job = {
+        if shared.generation.load(Ordering::SeqCst) == seen {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.sleepers += 1;
             while state.generation == seen && !state.shutdown {
-                state = shared.start.wait(state).unwrap_or_else(|e| e.into_inner());
+                state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
             }
+            state.sleepers -= 1;
             if state.shutdown {
                 return;
             }
-            seen = state.generation;
-            state.job.expect("a new generation always carries a job")
-        };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // SAFETY: the publishing `run` call keeps the closure alive until `pending` reaches
-            // 0, which happens only after this call returns.
-            unsafe { (*job.0)(index) }
-        }));
-        if outcome.is_err() {
-            eprintln!("fatal: a chronos2 worker thread panicked");
-            std::process::abort();
         }
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.pending -= 1;
-        shared.pending.store(state.pending, Ordering::SeqCst);
-        if state.pending == 0 {
-            shared.done.notify_all();
+        // Enter, then check that the job is still open (the caller closes it before waiting
+        // for `active`, so either it sees us or we see it closed).
+        let observed = shared.generation.load(Ordering::SeqCst);
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        if shared.open.load(Ordering::SeqCst) {
+            let (generation, job, tasks) = {
+                let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                (state.generation, state.job, state.tasks)
+            };
+            seen = generation;
+            if let Some(job) = job {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: we are registered in `active` and saw the job open, so its
+                    // publishing call has not returned and keeps the closure alive.
+                    claim_tasks(shared, tasks, unsafe { &*job.0 });
+                }));
+                if outcome.is_err() {
+                    eprintln!("fatal: a chronos2 worker thread panicked");
+                    std::process::abort();
+                }
+            }
+        } else {
+            seen = observed;
         }
+        shared.active.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-static GLOBAL: OnceLock<Pool> = OnceLock::new();
-
-/// Sets the size of the global pool; returns false if it already exists (the first size wins).
-pub fn configure_global(threads: usize) -> bool {
-    let mut created = false;
-    GLOBAL.get_or_init(|| {
-        created = true;
-        Pool::new(threads)
-    });
-    created
-}
-
-/// The global pool (all cores unless [`configure_global`] ran first).
-pub fn global() -> &'static Pool {
-    GLOBAL.get_or_init(|| Pool::new(std::thread::available_parallelism().map_or(1, |n| n.get())))
 }
 
 #[cfg(test)]
@@ -234,15 +272,20 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
-    fn every_worker_runs_once_per_call() {
-        let pool = Pool::new(3);
-        let hits = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
-        for _ in 0..100 {
-            pool.run(&|i| {
-                hits[i].fetch_add(1, Ordering::SeqCst);
-            });
+    fn every_task_runs_exactly_once() {
+        for threads in [1, 2, 3] {
+            let pool = Pool::new(threads);
+            let hits: Vec<AtomicUsize> = (0..37).map(|_| AtomicUsize::new(0)).collect();
+            for _ in 0..200 {
+                pool.parallel_for(hits.len(), &|i| {
+                    hits[i].fetch_add(1, Ordering::SeqCst);
+                });
+            }
+            assert!(
+                hits.iter().all(|h| h.load(Ordering::SeqCst) == 200),
+                "{threads} threads"
+            );
         }
-        assert!(hits.iter().all(|h| h.load(Ordering::SeqCst) == 100));
     }
 
     #[test]
@@ -256,6 +299,23 @@ mod tests {
         });
         for (i, v) in data.iter().enumerate() {
             assert_eq!(*v, 1.0 + (i / 10) as f32);
+        }
+    }
+
+    #[test]
+    fn a_pool_of_n_uses_at_most_n_threads() {
+        for threads in [1, 2, 4] {
+            let pool = Pool::new(threads);
+            let ids = Mutex::new(std::collections::HashSet::new());
+            for _ in 0..50 {
+                pool.parallel_for(64, &|_| {
+                    ids.lock().unwrap().insert(std::thread::current().id());
+                    std::thread::sleep(Duration::from_micros(20));
+                });
+            }
+            let used = ids.lock().unwrap().len();
+            assert!(used <= threads, "{threads}-thread pool ran on {used} threads");
+            assert!(used >= 1);
         }
     }
 }

@@ -7,13 +7,17 @@ use anyhow::{bail, Context, Result};
 use chronos2_backtest::report::{summary, write_outputs};
 use chronos2_backtest::trading::SimConfig;
 use chronos2_backtest::{run_backtest, BacktestOptions, BacktestRun, StrategyOptions};
-use chronos2_data::{Duplicates, Gaps, IdColumn, LoadOptions};
+use chronos2_data::{DataSource, Duplicates, Gaps, IdColumn, LoadOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::{load_engine, EngineArgs, ModelArgs};
 
-/// The data file the README's main command uses when `--data` is not given.
-pub const DEFAULT_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/BTCUSD.csv");
+/// The data the README's main command uses when `--data` is not given, built into the
+/// binary so that it works wherever it is installed.
+const BUNDLED_DATA: DataSource<'static> = DataSource::Bundled {
+    name: "BTCUSD.csv",
+    bytes: include_bytes!("../../../../data/BTCUSD.csv"),
+};
 
 /// Walk-forward backtest: forecasts from rolling origins scored against the bars they forecast,
 /// naive / seasonal-naive / drift baselines, a Diebold-Mariano test, trading simulations with
@@ -25,7 +29,7 @@ pub struct Args {
     pub model: ModelArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// CSV of bars (default: the bundled data/BTCUSD.csv).
+    /// CSV of bars (default: BTC-USD daily bars built into the program, data/BTCUSD.csv).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// `close` (univariate) or `ohlc` (open, high, low, close forecast jointly; close is scored
@@ -89,9 +93,9 @@ pub struct Args {
 }
 
 impl Args {
-    /// The data file.
-    pub fn data_path(&self) -> PathBuf {
-        self.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA))
+    /// The data: the `--data` file, or the bundled BTCUSD.csv.
+    pub fn data_source(&self) -> DataSource<'_> {
+        self.data.as_deref().map_or(BUNDLED_DATA, DataSource::File)
     }
 
     /// Reading options for the data file.
@@ -186,16 +190,13 @@ impl Args {
 
 /// Runs a backtest with an already built engine (shared with `compare`).
 pub fn backtest(args: &Args, engine: &chronos2_engine::Engine, label: &str) -> Result<BacktestRun> {
-    let path = args.data_path();
+    let source = args.data_source();
     let load = args.load_options()?;
     // Timestamps for a dated --first-origin (the first series' bars).
-    let probe = chronos2_data::load_csv(
-        &path,
-        &LoadOptions {
-            columns: vec!["close".into()],
-            ..load.clone()
-        },
-    )?;
+    let probe = source.load(&LoadOptions {
+        columns: vec!["close".into()],
+        ..load.clone()
+    })?;
     let options = args.options(&probe.series[0].timestamps)?;
     let total = probe.series.len() * options.windows;
     let bar = ProgressBar::new(total as u64);
@@ -205,7 +206,7 @@ pub fn backtest(args: &Args, engine: &chronos2_engine::Engine, label: &str) -> R
     if total < 50 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let run = run_backtest(engine, label, &path, &load, &options, &mut |done, _| {
+    let run = run_backtest(engine, label, source, &load, &options, &mut |done, _| {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use chronos2_backtest::table::Table;
 use chronos2_bench::{
     gemm_rate, model_flops, peak_rss_bytes, run_case, run_for, shape_case, CaseResult, DurationResult, MachineInfo,
     ShapeCase,
 };
 use chronos2_data::{load_csv, LoadOptions};
+use chronos2_engine::Pool;
 use chronos2_engine::{Engine, Settings};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -56,12 +58,21 @@ pub struct Args {
     /// Size of the square GEMM that measures this machine's fp32 rate.
     #[arg(long, default_value_t = 2048)]
     gemm_size: usize,
-    /// `table` or `json` (every figure).
-    #[arg(long, default_value = "table")]
-    format: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
     /// Also write the JSON report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+/// Output formats.
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum Format {
+    /// Aligned tables and one line per figure.
+    Table,
+    /// Every figure as JSON.
+    Json,
 }
 
 #[derive(Serialize)]
@@ -77,6 +88,8 @@ struct ModeReport {
     parameters: usize,
     mode: String,
     settings: String,
+    /// Threads that ran the model (the engine's pool).
+    threads: usize,
     load_ms: f64,
     prepare_ms: f64,
     cases: Vec<CaseReport>,
@@ -163,7 +176,7 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
         for case in cases {
             let input = case.input(&config, series);
             let m = input.num_output_patches();
-            let patches = chronos2::forward::context_patches(&config, case.context);
+            let patches = chronos2::patching::context_patches(&config, case.context);
             let flops = model_flops(&config, case.rows, patches, m);
             let result = run_case(engine, &input, flops, args.warmup_calls, args.runs);
             reports.push(CaseReport {
@@ -178,6 +191,7 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
         parameters: engine.eager_model().parameter_count(),
         mode: format!("{:?}", settings.mode).to_lowercase(),
         settings: settings.to_string(),
+        threads: engine.threads(),
         load_ms: loaded.load_time.as_secs_f64() * 1e3,
         prepare_ms: loaded.prepare_time.as_secs_f64() * 1e3,
         cases: reports,
@@ -188,11 +202,6 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
-    let json = match args.format.as_str() {
-        "table" => false,
-        "json" => true,
-        other => bail!("unknown --format `{other}`; expected table or json"),
-    };
     let cases: Vec<ShapeCase> = args
         .cases
         .split(',')
@@ -215,11 +224,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         let settings = base.settings()?;
         reports.push(run_mode(args, &settings, &series, &cases)?);
     }
-    let threads = Engine::threads();
+    let threads = reports[0].threads;
     let report = Report {
         machine: MachineInfo::detect(threads),
         gemm_size: args.gemm_size,
-        gemm_rate_gflops: gemm_rate(args.gemm_size, 5),
+        gemm_rate_gflops: gemm_rate(args.gemm_size, 5, &Pool::new(threads)),
         model: reports[0].model.clone(),
         parameters: reports[0].parameters,
         modes: reports,
@@ -228,10 +237,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     if let Some(path) = &args.out {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if json {
-        writeln!(out, "{text}")?;
-    } else {
-        write_table(&report, out)?;
+    match args.format {
+        Format::Json => writeln!(out, "{text}")?,
+        Format::Table => write_table(&report, out)?,
     }
     Ok(())
 }
@@ -257,45 +265,33 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
     }
     let any_cases = report.modes.iter().any(|m| !m.cases.is_empty());
     if any_cases {
-        writeln!(
-            out,
-            "\n{:<5} {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>6} {:>5} {:>4}",
-            "case",
-            "mode",
-            "1st call",
-            "median",
-            "p95",
-            "p99",
-            "min",
-            "max",
-            "GFLOP/s",
-            "%GEMM",
-            "plans+",
-            "fallb",
-            "err"
-        )?;
+        let mut table = Table::new([
+            "case", "mode", "1st call", "median", "p95", "p99", "min", "max", "GFLOP/s", "%GEMM", "plans+", "fallb",
+            "err",
+        ])
+        .align_left(2);
+        let ms = |v: f64| format!("{v:.1}ms");
         for mode in &report.modes {
             for c in &mode.cases {
                 let r = &c.result;
-                writeln!(
-                    out,
-                    "{:<5} {:<9} {:>8.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>8.1} {:>6.0}% {:>6} {:>5} {:>4}",
-                    c.case.name,
-                    mode.mode,
-                    r.warmup_ms.first().copied().unwrap_or(f64::NAN),
-                    r.steady_ms.median,
-                    r.steady_ms.p95,
-                    r.steady_ms.p99,
-                    r.steady_ms.min,
-                    r.steady_ms.max,
-                    r.gflops,
-                    100.0 * r.gflops / report.gemm_rate_gflops,
-                    r.plans_built_after_warmup,
-                    r.fallbacks,
-                    r.errors + r.non_finite
-                )?;
+                table.push(vec![
+                    c.case.name.to_string(),
+                    mode.mode.clone(),
+                    ms(r.warmup_ms.first().copied().unwrap_or(f64::NAN)),
+                    ms(r.steady_ms.median),
+                    ms(r.steady_ms.p95),
+                    ms(r.steady_ms.p99),
+                    ms(r.steady_ms.min),
+                    ms(r.steady_ms.max),
+                    format!("{:.1}", r.gflops),
+                    format!("{:.0}%", 100.0 * r.gflops / report.gemm_rate_gflops),
+                    r.plans_built_after_warmup.to_string(),
+                    r.fallbacks.to_string(),
+                    (r.errors + r.non_finite).to_string(),
+                ]);
             }
         }
+        write!(out, "\n{}", table.text(""))?;
         if report.modes.len() == 2 {
             writeln!(out)?;
             for (e, c) in report.modes[0].cases.iter().zip(&report.modes[1].cases) {

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use chronos2_backtest::table::Table;
 use chronos2_data::{Duplicates, Gaps, IdColumn, LoadOptions};
 use chronos2_forecast::{forecast_file, parse_quantile_levels, parse_targets, FileForecast, FileRequest};
 use serde_json::{json, Map, Value};
@@ -65,15 +66,19 @@ pub struct Args {
     /// Keep the last of rows sharing a timestamp instead of refusing the file.
     #[arg(long)]
     keep_last: bool,
-    /// Output: `table`, `csv` or `json`.
-    #[arg(long, default_value = "table")]
-    format: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 /// Output formats.
+#[derive(clap::ValueEnum, Clone, Copy)]
 enum Format {
+    /// One aligned table per forecast series.
     Table,
+    /// One row per forecast step.
     Csv,
+    /// `{"predictions": [...]}`, as the hosted endpoints answer.
     Json,
 }
 
@@ -124,12 +129,6 @@ fn request(args: &Args) -> Result<FileRequest> {
 
 /// Runs the command: forecasts go to `out`, notes and warnings to stderr.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
-    let format = match args.format.as_str() {
-        "table" => Format::Table,
-        "csv" => Format::Csv,
-        "json" => Format::Json,
-        other => bail!("unknown --format `{other}`; expected table, csv or json"),
-    };
     let request = request(args)?;
     let settings = args.engine.settings()?;
     let loaded = load_engine(&args.model, &settings)?;
@@ -137,7 +136,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     for note in result.data.report.notes.iter().chain(&result.warnings) {
         eprintln!("note: {note}");
     }
-    match format {
+    match args.format {
         Format::Table => write_table(&result, out),
         Format::Csv => write_csv(&result, out),
         Format::Json => {
@@ -209,42 +208,14 @@ fn write_table(result: &FileForecast, out: &mut dyn Write) -> Result<()> {
             f.target_name,
             f.timestamps.len()
         )?;
-        let mut header = vec!["timestamp".to_string(), "median".to_string()];
-        header.extend(result.levels.iter().map(|l| format!("q{}", l.label)));
-        let rows: Vec<Vec<String>> = (0..f.timestamps.len())
-            .map(|t| {
-                let mut row = vec![f.timestamps[t].clone(), number(f.mean[t])];
-                row.extend(f.quantiles.iter().map(|q| number(q[t])));
-                row
-            })
-            .collect();
-        let widths: Vec<usize> = (0..header.len())
-            .map(|c| {
-                rows.iter()
-                    .map(|r| r[c].len())
-                    .chain([header[c].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: &[String]| -> String {
-            cells
-                .iter()
-                .enumerate()
-                .map(|(c, v)| {
-                    if c == 0 {
-                        format!("{v:<w$}", w = widths[c])
-                    } else {
-                        format!("{v:>w$}", w = widths[c])
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("  ")
-        };
-        writeln!(out, "{}", line(&header))?;
-        for row in &rows {
-            writeln!(out, "{}", line(row))?;
+        let levels = result.levels.iter().map(|l| format!("q{}", l.label));
+        let mut table = Table::new(["timestamp".to_string(), "median".into()].into_iter().chain(levels));
+        for (t, timestamp) in f.timestamps.iter().enumerate() {
+            let mut row = vec![timestamp.clone(), number(f.mean[t])];
+            row.extend(f.quantiles.iter().map(|q| number(q[t])));
+            table.push(row);
         }
+        write!(out, "{}", table.text(""))?;
     }
     Ok(())
 }

@@ -18,7 +18,13 @@ pub fn tiny_model() -> String {
 
 /// Runs the binary; returns (success, stdout, stderr).
 pub fn chronos2(args: &[&str]) -> (bool, String, String) {
+    chronos2_in(Path::new("."), args)
+}
+
+/// Runs the binary in the working directory `dir`; returns (success, stdout, stderr).
+pub fn chronos2_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_chronos2"))
+        .current_dir(dir)
         .args(args)
         .output()
         .unwrap();

@@ -1,0 +1,496 @@
+//! Eager against compiled on the same walk-forward setups and the same trading simulation:
+//! latency per model call, success rate, MAE, forecast differences and total returns of each
+//! setup, judged by [`decide`], and the report as JSON (serde), Markdown and an HTML section.
+
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+use chronos2_backtest::report::escape_html;
+use chronos2_backtest::BacktestRun;
+use chronos2_engine::Engine;
+use serde::Serialize;
+
+use crate::verdict::{decide, relative_difference_pct, Measurements, Thresholds, Verdict};
+use crate::{MachineInfo, Summary};
+
+/// One walk-forward setup, written `WINDOWSxCONTEXTxHORIZON` (e.g. `10x100x7`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    /// Number of windows (origins).
+    pub windows: usize,
+    /// Context bars per window.
+    pub context: usize,
+    /// Forecast horizon in bars.
+    pub horizon: usize,
+}
+
+/// A setup that is not `WINDOWSxCONTEXTxHORIZON`.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read setup `{0}`; expected WINDOWSxCONTEXTxHORIZON, e.g. 10x100x7")]
+pub struct SetupError(String);
+
+impl FromStr for Setup {
+    type Err = SetupError;
+
+    fn from_str(text: &str) -> Result<Self, SetupError> {
+        let parts: Option<Vec<usize>> = text.trim().split('x').map(|p| p.parse().ok()).collect();
+        match parts.as_deref() {
+            Some(&[windows, context, horizon]) => Ok(Self {
+                windows,
+                context,
+                horizon,
+            }),
+            _ => Err(SetupError(text.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Setup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} windows x context {} x horizon {}",
+            self.windows, self.context, self.horizon
+        )
+    }
+}
+
+/// One mode's runs of one setup.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModeRun {
+    /// Model time per call of each timed run, ms.
+    pub per_call_ms: Vec<f64>,
+    /// Summary of `per_call_ms`.
+    pub per_call: Summary,
+    /// Windows of the successful timed runs.
+    pub windows_ok: usize,
+    /// Windows of all timed runs.
+    pub windows_total: usize,
+    /// `windows_ok / windows_total`, %.
+    pub success_pct: f64,
+    /// MAE of the close forecasts of the last successful run (NaN if none).
+    pub mae: f64,
+    /// Total return of the first strategy in the last successful run (NaN if none).
+    pub total_return: f64,
+    /// Plans the engine has built so far (0 for eager).
+    pub plans_built: usize,
+    /// Fallbacks to eager so far.
+    pub fallbacks: usize,
+    /// The error of each failed timed run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+/// Both modes on one setup and the verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct SetupResult {
+    /// The setup, in words.
+    pub setup: String,
+    /// The eager runs.
+    pub eager: ModeRun,
+    /// The compiled runs.
+    pub compiled: ModeRun,
+    /// Median eager latency / median compiled latency.
+    pub speedup: f64,
+    /// Smallest and largest ratio of paired (same repeat) latencies.
+    pub speedup_spread: (f64, f64),
+    /// Relative MAE difference, compiled against eager, %.
+    pub mae_difference_pct: f64,
+    /// Largest |eager - compiled| median forecast ([`max_difference`]).
+    pub max_forecast_difference: f64,
+    /// The same, relative to the largest |forecast|.
+    pub max_forecast_difference_relative: f64,
+    /// Per strategy: compiled total return minus eager's, percentage points.
+    pub return_difference_pp: Vec<(String, f64)>,
+    /// The decision for this setup.
+    pub verdict: Verdict,
+}
+
+/// The whole comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareReport {
+    /// Where it ran.
+    pub machine: MachineInfo,
+    /// The model's label.
+    pub model: String,
+    /// The data (a path or `bundled <name>`).
+    pub data: String,
+    /// The decision's thresholds.
+    pub thresholds: Thresholds,
+    /// One result per setup.
+    pub setups: Vec<SetupResult>,
+    /// Every setup's verdict enables compiled mode.
+    pub enable_compiled: bool,
+}
+
+/// The median forecasts of two runs side by side, window by window.
+fn paired_medians<'a>(a: &'a BacktestRun, b: &'a BacktestRun) -> impl Iterator<Item = (f64, f64)> + 'a {
+    a.series
+        .iter()
+        .zip(&b.series)
+        .flat_map(|(sa, sb)| sa.windows.iter().zip(&sb.windows))
+        .flat_map(|(wa, wb)| wa.median.iter().copied().zip(wb.median.iter().copied()))
+}
+
+/// Largest |x - y| over the pairs, absolute and relative to the largest |x| (NaN if all x are 0).
+fn largest_difference(pairs: impl IntoIterator<Item = (f64, f64)>) -> (f64, f64) {
+    let (worst, scale) = pairs.into_iter().fold((0.0f64, 0.0f64), |(worst, scale), (x, y)| {
+        (worst.max((x - y).abs()), scale.max(x.abs()))
+    });
+    (worst, if scale > 0.0 { worst / scale } else { f64::NAN })
+}
+
+/// Largest |a - b| between the two runs' median forecasts, absolute and relative to the
+/// largest |forecast| of `a`.
+pub fn max_difference(a: &BacktestRun, b: &BacktestRun) -> (f64, f64) {
+    largest_difference(paired_medians(a, b))
+}
+
+/// Runs one mode on one setup: a warm-up backtest, then `repeats` timed ones; returns the
+/// figures and the last successful run.
+fn run_mode<E: fmt::Display>(
+    engine: &Engine,
+    windows: usize,
+    repeats: usize,
+    backtest: &mut dyn FnMut() -> Result<BacktestRun, E>,
+) -> (ModeRun, Option<BacktestRun>) {
+    let _ = backtest();
+    let (mut per_call, mut ok, mut failures, mut last) = (Vec::new(), 0, Vec::new(), None);
+    for _ in 0..repeats {
+        match backtest() {
+            Ok(run) => {
+                per_call.push(1e3 * run.timing.model_seconds / run.timing.model_calls.max(1) as f64);
+                ok += windows;
+                last = Some(run);
+            }
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    let first_series = last.as_ref().and_then(|r| r.series.first());
+    let mae = first_series.map_or(f64::NAN, |s| s.model.mae);
+    let total_return = first_series
+        .and_then(|s| s.strategies.first())
+        .map_or(f64::NAN, |s| s.metrics.total_return);
+    let stats = engine.stats().unwrap_or_default();
+    let total = windows * repeats;
+    let run = ModeRun {
+        per_call: Summary::of(&per_call),
+        per_call_ms: per_call,
+        windows_ok: ok,
+        windows_total: total,
+        success_pct: 100.0 * ok as f64 / total.max(1) as f64,
+        mae,
+        total_return,
+        plans_built: stats.plans_built,
+        fallbacks: stats.fallbacks,
+        failures,
+    };
+    (run, last)
+}
+
+/// Per strategy of the first series: compiled total return minus eager's, percentage points.
+fn return_differences(eager: &BacktestRun, compiled: &BacktestRun) -> Vec<(String, f64)> {
+    let (Some(e), Some(c)) = (eager.series.first(), compiled.series.first()) else {
+        return Vec::new();
+    };
+    e.strategies
+        .iter()
+        .zip(&c.strategies)
+        .map(|(se, sc)| {
+            (
+                se.name.clone(),
+                100.0 * (sc.metrics.total_return - se.metrics.total_return),
+            )
+        })
+        .collect()
+}
+
+/// Runs eager and compiled on every setup (a warm-up run, then `repeats` timed runs each) and
+/// decides each setup by `thresholds`. `backtest(engine, mode, setup)` runs one walk-forward
+/// backtest, `mode` being `eager` or `compiled`; a failed run counts against the success rate.
+///
+/// Returns the results and the compiled mode's last run of the first setup that had one, for
+/// the report's backtest pages.
+pub fn compare<E: fmt::Display>(
+    eager: &Engine,
+    compiled: &Engine,
+    setups: &[Setup],
+    repeats: usize,
+    thresholds: &Thresholds,
+    backtest: &mut dyn FnMut(&Engine, &'static str, Setup) -> Result<BacktestRun, E>,
+) -> (Vec<SetupResult>, Option<BacktestRun>) {
+    let mut results = Vec::new();
+    let mut first_compiled_run = None;
+    for &setup in setups {
+        let (eager_run, eager_last) = run_mode(eager, setup.windows, repeats, &mut || backtest(eager, "eager", setup));
+        let (compiled_run, compiled_last) = run_mode(compiled, setup.windows, repeats, &mut || {
+            backtest(compiled, "compiled", setup)
+        });
+        let spread = eager_run
+            .per_call_ms
+            .iter()
+            .zip(&compiled_run.per_call_ms)
+            .map(|(e, c)| e / c)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| (lo.min(r), hi.max(r)));
+        let ((max_diff, max_rel), return_difference_pp) = match (&eager_last, &compiled_last) {
+            (Some(e), Some(c)) => (max_difference(e, c), return_differences(e, c)),
+            _ => ((f64::NAN, f64::NAN), Vec::new()),
+        };
+        let measurements = Measurements {
+            speedup: eager_run.per_call.median / compiled_run.per_call.median,
+            eager_success_pct: eager_run.success_pct,
+            compiled_success_pct: compiled_run.success_pct,
+            eager_mae: eager_run.mae,
+            compiled_mae: compiled_run.mae,
+            eager_return: eager_run.total_return,
+            compiled_return: compiled_run.total_return,
+        };
+        if first_compiled_run.is_none() {
+            first_compiled_run = compiled_last;
+        }
+        results.push(SetupResult {
+            setup: setup.to_string(),
+            speedup: measurements.speedup,
+            speedup_spread: spread,
+            mae_difference_pct: relative_difference_pct(eager_run.mae, compiled_run.mae),
+            max_forecast_difference: max_diff,
+            max_forecast_difference_relative: max_rel,
+            return_difference_pp,
+            verdict: decide(&measurements, thresholds),
+            eager: eager_run,
+            compiled: compiled_run,
+        });
+    }
+    (results, first_compiled_run)
+}
+
+impl CompareReport {
+    /// The report of `setups`; compiled mode is enabled if every setup's verdict says so.
+    pub fn new(
+        machine: MachineInfo,
+        model: String,
+        data: String,
+        thresholds: Thresholds,
+        setups: Vec<SetupResult>,
+    ) -> Self {
+        Self {
+            machine,
+            model,
+            data,
+            thresholds,
+            enable_compiled: setups.iter().all(|r| r.verdict.enable_compiled),
+            setups,
+        }
+    }
+
+    /// The report in Markdown: the decision, the machine, and per setup a table of both
+    /// modes, the differences and the verdict's criteria.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            s,
+            "## Eager vs compiled: {}",
+            if self.enable_compiled {
+                "enable compiled mode"
+            } else {
+                "keep eager mode"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "\nmodel `{}`, data `{}`; {} ({} cores, {} threads, GEMM {})\n",
+            self.model, self.data, m.cpu, m.cores, m.threads, m.gemm_isa
+        );
+        for setup in &self.setups {
+            let _ = writeln!(s, "### {}\n", setup.setup);
+            let _ = writeln!(s, "| | eager | compiled |\n|---|---|---|");
+            let (e, c) = (&setup.eager, &setup.compiled);
+            let _ = writeln!(
+                s,
+                "| latency per model call, median (ms) | {:.2} | {:.2} |",
+                e.per_call.median, c.per_call.median
+            );
+            let _ = writeln!(
+                s,
+                "| latency spread min..max (ms) | {:.2}..{:.2} | {:.2}..{:.2} |",
+                e.per_call.min, e.per_call.max, c.per_call.min, c.per_call.max
+            );
+            let _ = writeln!(
+                s,
+                "| success | {}/{} windows ({:.1}%) | {}/{} windows ({:.1}%) |",
+                e.windows_ok, e.windows_total, e.success_pct, c.windows_ok, c.windows_total, c.success_pct
+            );
+            let _ = writeln!(s, "| MAE (close) | {:.6} | {:.6} |", e.mae, c.mae);
+            let _ = writeln!(
+                s,
+                "| threshold strategy total return | {:+.4}% | {:+.4}% |",
+                100.0 * e.total_return,
+                100.0 * c.total_return
+            );
+            let _ = writeln!(
+                s,
+                "| plans built / fallbacks | - | {} / {} |",
+                c.plans_built, c.fallbacks
+            );
+            let _ = writeln!(
+                s,
+                "\nspeedup {:.2}x (ratio of medians; per-repeat ratios {:.2}x..{:.2}x); MAE difference {:+.5}%; max forecast difference {:.3e} ({:.2e} relative); total-return differences: {}\n",
+                setup.speedup,
+                setup.speedup_spread.0,
+                setup.speedup_spread.1,
+                setup.mae_difference_pct,
+                setup.max_forecast_difference,
+                setup.max_forecast_difference_relative,
+                setup.return_difference_pp.iter().map(|(n, d)| format!("{n} {d:+.4} pp")).collect::<Vec<_>>().join(", ")
+            );
+            let _ = writeln!(s, "| criterion | measured | rule | result |\n|---|---|---|---|");
+            for c in &setup.verdict.criteria {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    c.name,
+                    c.measured,
+                    c.rule,
+                    if c.pass { "pass" } else { "FAIL" }
+                );
+            }
+            let _ = writeln!(s);
+        }
+        s
+    }
+
+    /// The Markdown report as a section of the backtest's HTML page.
+    pub fn html_section(&self) -> String {
+        format!("<h2>Eager vs compiled</h2><pre>{}</pre>", escape_html(&self.markdown()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setups_parse_and_print() {
+        let setup: Setup = " 10x100x7".parse().unwrap();
+        assert_eq!(
+            setup,
+            Setup {
+                windows: 10,
+                context: 100,
+                horizon: 7
+            }
+        );
+        assert_eq!(setup.to_string(), "10 windows x context 100 x horizon 7");
+        for bad in ["10x100", "10x100x7x1", "ax1x2", ""] {
+            let msg = bad.parse::<Setup>().unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("`{bad}`")) && msg.contains("WINDOWSxCONTEXTxHORIZON"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn largest_difference_is_absolute_and_relative_to_the_first() {
+        let (worst, relative) = largest_difference([(100.0, 100.5), (-200.0, -199.0), (50.0, 50.0)]);
+        assert_eq!((worst, relative), (1.0, 1.0 / 200.0));
+        let (worst, relative) = largest_difference([(0.0, 0.0)]);
+        assert_eq!(worst, 0.0);
+        assert!(relative.is_nan());
+    }
+
+    fn mode_run(median: f64) -> ModeRun {
+        ModeRun {
+            per_call_ms: vec![median],
+            per_call: Summary::of(&[median]),
+            windows_ok: 10,
+            windows_total: 10,
+            success_pct: 100.0,
+            mae: 1.0,
+            total_return: 0.01,
+            plans_built: 1,
+            fallbacks: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    fn report(speedup: f64) -> CompareReport {
+        let measurements = Measurements {
+            speedup,
+            eager_success_pct: 100.0,
+            compiled_success_pct: 100.0,
+            eager_mae: 1.0,
+            compiled_mae: 1.0,
+            eager_return: 0.01,
+            compiled_return: 0.01,
+        };
+        let thresholds = Thresholds::default();
+        let setup = SetupResult {
+            setup: "10 windows x context 100 x horizon 7".into(),
+            eager: mode_run(2.0 * speedup),
+            compiled: mode_run(2.0),
+            speedup,
+            speedup_spread: (speedup, speedup),
+            mae_difference_pct: 0.0,
+            max_forecast_difference: 0.0,
+            max_forecast_difference_relative: 0.0,
+            return_difference_pp: vec![("threshold".into(), 0.0)],
+            verdict: decide(&measurements, &thresholds),
+        };
+        let machine = MachineInfo {
+            cpu: "test cpu".into(),
+            cores: 2,
+            threads: 2,
+            gemm_isa: "avx2".into(),
+        };
+        CompareReport::new(
+            machine,
+            "tiny".into(),
+            "bundled BTCUSD.csv".into(),
+            thresholds,
+            vec![setup],
+        )
+    }
+
+    #[test]
+    fn markdown_states_the_decision_and_every_criterion() {
+        let fast = report(2.0);
+        assert!(fast.enable_compiled);
+        let text = fast.markdown();
+        assert!(
+            text.starts_with("## Eager vs compiled: enable compiled mode\n"),
+            "{text}"
+        );
+        assert!(text.contains("### 10 windows x context 100 x horizon 7"), "{text}");
+        assert!(
+            text.contains("| latency per model call, median (ms) | 4.00 | 2.00 |"),
+            "{text}"
+        );
+        for row in [
+            "| speedup | 2.00x | > 1.50x | pass |",
+            "| success rate |",
+            "| MAE difference |",
+            "| profitability |",
+        ] {
+            assert!(text.contains(row), "{row} missing: {text}");
+        }
+        let slow = report(1.2);
+        assert!(!slow.enable_compiled);
+        let text = slow.markdown();
+        assert!(text.starts_with("## Eager vs compiled: keep eager mode\n"), "{text}");
+        assert!(text.contains("| speedup | 1.20x | > 1.50x | FAIL |"), "{text}");
+    }
+
+    #[test]
+    fn html_section_escapes_the_markdown() {
+        let mut report = report(2.0);
+        report.model = "<model & co>".into();
+        let html = report.html_section();
+        assert!(
+            html.starts_with("<h2>Eager vs compiled</h2><pre>## Eager vs compiled"),
+            "{html}"
+        );
+        assert!(html.contains("`&lt;model &amp; co>`"), "{html}");
+    }
+}

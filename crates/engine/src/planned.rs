@@ -1,0 +1,318 @@
+//! The planned executor: compiled mode's kernels for the model description
+//! (`chronos2::encoder`). It differs from the eager executor in how, never in what:
+//!
+//! * weights packed once into GEMM panels ([`PackedModel`]), Q/K/V stacked when
+//!   [`Optimizations::fused_qkv`](chronos2::encoder::Optimizations) is on; residual adds
+//!   accumulated inside the GEMMs; our AVX-512 / AVX2 / scalar microkernels;
+//! * every kernel split over the engine's [`Pool`] (row blocks for norms, RoPE and ReLU,
+//!   panels for GEMMs, (row, head) pairs for time attention), or run on the caller alone for
+//!   GEMM kinds that `max-autotune` found faster that way;
+//! * time attention with K and Vᵀ packed per (row, head) into the plan's scratch, so the two
+//!   products run on the same microkernels;
+//! * group attention within each multi-row group only; rows alone in their group take their
+//!   value projection (a softmax over one key is 1).
+//!
+//! Nothing here allocates: buffers come from the plan's arena and scratch.
+
+use chronos2::eager::MASK_VALUE;
+use chronos2::executor::{Executor, GroupLayout, Layer, Norm, ResidualPart};
+use chronos2::Config;
+use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
+use chronos2_kernels::packed::{linear, pack_into, packed_len, PackedRef};
+use chronos2_kernels::pool::Pool;
+use chronos2_kernels::MatRef;
+
+use crate::packed_model::{PackedLinear, PackedModel, PackedQkv, PackedResidual};
+
+/// GEMM kinds whose threading `max-autotune` chooses: embed, qkv, o, ffn-in, ffn-out, head.
+pub(crate) const GEMM_KINDS: usize = 6;
+
+/// Which GEMM kinds run on the caller alone (chosen by `max-autotune`; else none).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ThreadChoice {
+    pub single: [bool; GEMM_KINDS],
+}
+
+/// The GEMM kind of a layer, for [`ThreadChoice`].
+pub(crate) fn gemm_kind(layer: Layer) -> usize {
+    match layer {
+        Layer::InputEmbedding(_) => 0,
+        Layer::TimeQkv(_) | Layer::GroupQkv(_) | Layer::GroupValue(_) => 1,
+        Layer::TimeOutput(_) | Layer::GroupOutput(_) => 2,
+        Layer::FeedForwardIn(_) => 3,
+        Layer::FeedForwardOut(_) => 4,
+        Layer::OutputHead(_) => 5,
+    }
+}
+
+/// Per (row, head) scratch of the time attention: packed K, scores, packed Vᵀ, output.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AttentionScratch {
+    keys: usize,
+    scores: usize,
+    values: usize,
+    out: usize,
+}
+
+impl AttentionScratch {
+    /// The scratch of one (row, head) for `tokens` tokens of head width `dk`.
+    pub fn new(tokens: usize, dk: usize) -> Self {
+        Self {
+            keys: packed_len(tokens, dk),
+            scores: tokens * tokens,
+            values: packed_len(dk, tokens),
+            out: tokens * dk,
+        }
+    }
+
+    /// Floats per (row, head).
+    pub fn len(&self) -> usize {
+        self.keys + self.scores + self.values + self.out
+    }
+}
+
+/// The planned executor for one call: the packed weights, the pool, and the plan's scratch.
+pub(crate) struct PlannedExecutor<'a> {
+    pub config: &'a Config,
+    pub model: &'a PackedModel,
+    pub pool: &'a Pool,
+    pub threads: ThreadChoice,
+    /// Time-attention scratch, `B·H` × [`AttentionScratch::len`].
+    pub scratch: &'a mut [f32],
+    pub scratch_layout: AttentionScratch,
+}
+
+/// One layer of a packed residual block.
+fn part(block: &PackedResidual, part: ResidualPart) -> &PackedLinear {
+    match part {
+        ResidualPart::Hidden => &block.hidden,
+        ResidualPart::Output => &block.output,
+        ResidualPart::Residual => &block.residual,
+    }
+}
+
+/// `y (+)= x·Wᵀ + b` with a packed layer into columns `[at, at + n)` of `y` (row stride
+/// `ldy`); `x` is `(rows, in)`.
+#[allow(clippy::too_many_arguments, reason = "a strided GEMM with its options")]
+fn apply(
+    layer: &PackedLinear,
+    x: &[f32],
+    rows: usize,
+    y: &mut [f32],
+    ldy: usize,
+    at: usize,
+    accumulate: bool,
+    pool: &Pool,
+) {
+    let (k, bias) = (layer.weight.k(), layer.bias.as_deref());
+    linear(
+        &mut y[at..],
+        ldy,
+        x,
+        k,
+        rows,
+        layer.weight.view(),
+        bias,
+        accumulate,
+        pool,
+    );
+}
+
+impl PlannedExecutor<'_> {
+    fn pool_for(&self, layer: Layer) -> &Pool {
+        if self.threads.single[gemm_kind(layer)] {
+            Pool::serial()
+        } else {
+            self.pool
+        }
+    }
+
+    /// Q, K and V into one `(rows, 3I)` output: one GEMM if stacked, else three.
+    fn qkv(&self, qkv: &PackedQkv, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool, pool: &Pool) {
+        let inner = self.config.inner_dim();
+        match qkv {
+            PackedQkv::Fused { qkv, .. } => apply(qkv, x, rows, y, 3 * inner, 0, accumulate, pool),
+            PackedQkv::Separate(parts) => {
+                for (index, layer) in parts.iter().enumerate() {
+                    apply(layer, x, rows, y, 3 * inner, index * inner, accumulate, pool);
+                }
+            }
+        }
+    }
+}
+
+impl Executor for PlannedExecutor<'_> {
+    fn linear(&mut self, layer: Layer, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool) {
+        let (model, pool) = (self.model, self.pool_for(layer));
+        let blocks = &model.blocks;
+        let single = match layer {
+            Layer::TimeQkv(i) => return self.qkv(&blocks[i].time_qkv, x, rows, y, accumulate, pool),
+            Layer::GroupQkv(i) => return self.qkv(&blocks[i].group_qkv, x, rows, y, accumulate, pool),
+            Layer::InputEmbedding(p) => part(&model.input, p),
+            Layer::OutputHead(p) => part(&model.output, p),
+            Layer::TimeOutput(i) => &blocks[i].time_o,
+            Layer::GroupValue(i) => blocks[i].group_qkv.value(),
+            Layer::GroupOutput(i) => &blocks[i].group_o,
+            Layer::FeedForwardIn(i) => &blocks[i].wi,
+            Layer::FeedForwardOut(i) => &blocks[i].wo,
+        };
+        apply(single, x, rows, y, single.weight.n(), 0, accumulate, pool);
+    }
+
+    fn rms_norm(&mut self, norm: Norm, x: &[f32], out: &mut [f32]) {
+        let blocks = &self.model.blocks;
+        let weight = match norm {
+            Norm::Time(i) => &blocks[i].time_norm,
+            Norm::Group(i) => &blocks[i].group_norm,
+            Norm::FeedForward(i) => &blocks[i].ffn_norm,
+            Norm::Final => &self.model.final_norm,
+        };
+        let (eps, chunk) = (self.config.layer_norm_epsilon, weight.len() * 64);
+        self.pool.for_each_chunk(&mut out[..x.len()], chunk, &|i, out| {
+            rms_norm(out, &x[i * chunk..i * chunk + out.len()], weight, eps);
+        });
+    }
+
+    fn relu(&mut self, x: &mut [f32]) {
+        self.pool.for_each_chunk(x, 16 * 1024, &|_, chunk| relu(chunk));
+    }
+
+    fn rope(&mut self, qkv: &mut [f32], rows: usize, tokens: usize, rope: &RopeTable) {
+        let (dk, inner) = (self.config.d_kv, self.config.inner_dim());
+        let width = 3 * inner;
+        self.pool
+            .for_each_chunk(&mut qkv[..rows * tokens * width], 16 * width, &|chunk, block| {
+                for (offset, token) in block.chunks_exact_mut(width).enumerate() {
+                    for head in token[..2 * inner].chunks_exact_mut(dk) {
+                        rope.rotate(head, (chunk * 16 + offset) % tokens);
+                    }
+                }
+            });
+    }
+
+    fn time_attention(
+        &mut self,
+        qkv: &[f32],
+        key_mask: &[f32],
+        rows: usize,
+        tokens: usize,
+        first_query: usize,
+        ctx: &mut [f32],
+    ) {
+        let (s, queries) = (tokens, tokens - first_query);
+        let (dk, inner, heads) = (self.config.d_kv, self.config.inner_dim(), self.config.num_heads);
+        let layout = self.scratch_layout;
+        let stride = 3 * inner;
+        let scratch = &mut self.scratch[..rows * heads * layout.len()];
+        self.pool.for_each_chunk(scratch, layout.len(), &|task, area| {
+            let (row, head) = (task / heads, task % heads);
+            let base = row * s * stride + head * dk;
+            let (keys, rest) = area.split_at_mut(layout.keys);
+            let (scores, rest) = rest.split_at_mut(layout.scores);
+            let (values, out) = rest.split_at_mut(layout.values);
+            pack_into(keys, MatRef::strided(&qkv[base + inner..], s, dk, stride, 1));
+            pack_into(values, MatRef::strided(&qkv[base + 2 * inner..], s, dk, stride, 1).t());
+            let scores = &mut scores[..queries * s];
+            let serial = Pool::serial();
+            let q = &qkv[base + first_query * stride..];
+            linear(
+                scores,
+                s,
+                q,
+                stride,
+                queries,
+                PackedRef::new(keys, s, dk),
+                None,
+                false,
+                serial,
+            );
+            let mask = &key_mask[row * s..(row + 1) * s];
+            for line in scores.chunks_exact_mut(s) {
+                for (score, &m) in line.iter_mut().zip(mask) {
+                    *score += (1.0 - m) * MASK_VALUE;
+                }
+                softmax(line);
+            }
+            let out = &mut out[..queries * dk];
+            linear(
+                out,
+                dk,
+                scores,
+                s,
+                queries,
+                PackedRef::new(values, dk, s),
+                None,
+                false,
+                serial,
+            );
+        });
+        // Scatter the head outputs (B·H, queries, dk) into (B·queries, I).
+        for (task, area) in scratch.chunks_exact(layout.len()).enumerate() {
+            let (row, head) = (task / heads, task % heads);
+            let out = &area[layout.keys + layout.scores + layout.values..];
+            for t in 0..queries {
+                ctx[(row * queries + t) * inner + head * dk..][..dk].copy_from_slice(&out[t * dk..(t + 1) * dk]);
+            }
+        }
+    }
+
+    fn group_attention(
+        &mut self,
+        qkv: &[f32],
+        layout: &GroupLayout,
+        key_mask: Option<&[f32]>,
+        rows: usize,
+        tokens: usize,
+        ctx: &mut [f32],
+    ) {
+        let (dk, inner, heads) = (self.config.d_kv, self.config.inner_dim(), self.config.num_heads);
+        let s = tokens;
+        // Rows alone in their group (and every row, as a start): context = V.
+        for token in 0..rows * s {
+            ctx[token * inner..(token + 1) * inner].copy_from_slice(&qkv[token * 3 * inner + 2 * inner..][..inner]);
+        }
+        let groups = layout.multi_row_groups();
+        let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
+        let scores = &mut self.scratch[..largest];
+        let observed = |row: usize, t: usize| key_mask.map_or(1.0, |mask| mask[row * s + t]);
+        for members in groups {
+            let g = members.len();
+            for t in 0..s {
+                for head in 0..heads {
+                    let at = |row: usize, part: usize| (row * s + t) * 3 * inner + part * inner + head * dk;
+                    for &qr in members {
+                        let q = &qkv[at(qr, 0)..][..dk];
+                        for (slot, &kr) in scores[..g].iter_mut().zip(members) {
+                            *slot = dot(q, &qkv[at(kr, 1)..][..dk]) + (1.0 - observed(kr, t)) * MASK_VALUE;
+                        }
+                        softmax(&mut scores[..g]);
+                        let out = &mut ctx[(qr * s + t) * inner + head * dk..][..dk];
+                        out.fill(0.0);
+                        for (&weight, &kr) in scores[..g].iter().zip(members) {
+                            for (o, &v) in out.iter_mut().zip(&qkv[at(kr, 2)..][..dk]) {
+                                *o += weight * v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn reg_token(&self) -> Option<&[f32]> {
+        self.model.reg.as_deref()
+    }
+}
+
+/// Dot product with eight independent accumulators (vectorises without reassociation).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
