@@ -141,6 +141,26 @@ fn bench_reports_every_figure_as_json() {
 }
 
 #[test]
+fn bench_threads_setting_reaches_both_modes() {
+    for threads in ["1", "3"] {
+        let args = ["bench", "--model", &tiny_model(), "--cases", "A", "--runs", "2"];
+        let (ok, stdout, stderr) = chronos2(
+            &[
+                &args[..],
+                &["--warmup-calls", "1", "--threads", threads, "--format", "json"],
+            ]
+            .concat(),
+        );
+        assert!(ok, "{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["machine"]["threads"].to_string(), threads);
+        for mode in report["modes"].as_array().unwrap() {
+            assert_eq!(mode["threads"].to_string(), threads, "{}", mode["mode"]);
+        }
+    }
+}
+
+#[test]
 fn compare_writes_a_verdict() {
     let out = tempfile::tempdir().unwrap();
     let (ok, stdout, stderr) = chronos2(&[

@@ -154,7 +154,9 @@ fn compiled_matches_real_size_reference() {
     for dir in dirs.split(':').map(PathBuf::from) {
         let results = run_cases(&dir.join("cases"), |_| dir.clone(), Optimizations::ALL);
         let vs_eager: Vec<_> = results.iter().map(|(n, e, _)| (n.clone(), *e)).collect();
+        let vs_reference: Vec<_> = results.iter().map(|(n, _, r)| (n.clone(), *r)).collect();
         assert_within(&vs_eager, 1.0);
+        assert_within(&vs_reference, 1.0);
     }
 }
 

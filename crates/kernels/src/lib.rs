@@ -182,8 +182,8 @@ impl<'a> MatMut<'a> {
 ///
 /// Shapes: `lhs` is `m x k`, `rhs` is `k x n`, `dst` is `m x n`. Any strides are accepted; a
 /// linear layer `y = x·Wᵀ` with `W` stored `[out, in]` is `matmul(y, x, W.t(), ..)`. The
-/// product is split over `pool` by blocks of output columns (or rows, when there are more
-/// rows than columns), each block one single-threaded gemm call.
+/// product is split over `pool` into a few blocks of output columns (or of rows, when the
+/// output is narrow), each block one single-threaded gemm call.
 ///
 /// This is the only caller of `gemm::gemm`. Note that gemm's own convention is
 /// `dst := alpha·dst + beta·lhs·rhs`, the reverse of BLAS: here `alpha` is 0 or 1 (accumulate)
@@ -215,9 +215,15 @@ pub fn matmul(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: boo
         return;
     }
     let serial = pool.threads() == 1 || m * n * k < PARALLEL_MIN_FLOPS;
-    let by_columns = n >= m;
-    let (extent, block) = if by_columns { (n, 64) } else { (m, 16) };
-    let blocks = if serial { 1 } else { extent.div_ceil(block) };
+    // Column blocks give each thread its own part of `rhs` (gemm packs what it reads); rows
+    // only when there are too few columns to share.
+    let by_columns = n >= 128 || n >= m;
+    let extent = if by_columns { n } else { m };
+    let blocks = if serial {
+        1
+    } else {
+        extent.div_ceil(64).min(2 * pool.threads())
+    };
     let block = extent.div_ceil(blocks);
     let out = SendMut(dst.data.as_mut_ptr());
     pool.parallel_for(blocks, &|index| {

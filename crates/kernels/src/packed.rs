@@ -354,7 +354,12 @@ pub fn linear(
     if pool.threads() == 1 || m * n * k < PARALLEL_MIN_FLOPS {
         run(0, panels);
     } else {
-        pool.parallel_for(panels, &|panel| run(panel, panel + 1));
+        // One contiguous run of panels per thread: each thread streams neighbouring panels
+        // (one task per panel, interleaved between threads, measured 5-15 % slower on 32-row
+        // batches, two runs per thread 6 %); a thread that is slow to start leaves its run to
+        // whichever thread is free first.
+        let tasks = panels.min(pool.threads());
+        pool.parallel_for(tasks, &|task| run(panels * task / tasks, panels * (task + 1) / tasks));
     }
 }
 

@@ -7,15 +7,17 @@
 //! simply runs that worker's share itself instead of waiting a scheduler time slice for it.
 //! The caller waits only for tasks already running on another thread.
 //!
-//! Idle workers spin for a short, time-bounded moment (regions of one forward pass follow each
-//! other within microseconds), then sleep on a condition variable, so a pool between calls
-//! costs no CPU. A pool of one thread has no workers: everything runs on the caller.
+//! Idle workers first spin (regions of one forward pass follow each other within
+//! microseconds), then keep polling while yielding the core to any other runnable thread (so
+//! a busy machine loses little to them), and after a bounded time sleep on a condition
+//! variable, so a pool between calls costs no CPU. A pool of one thread has no workers:
+//! everything runs on the caller.
 //!
 //! One pool serves a whole engine: its size is the `--threads` setting, and every parallel
 //! kernel (the packed GEMM, the eager `matmul`, row-wise ops, attention) takes it explicitly.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Barrier, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -48,8 +50,11 @@ struct Shared {
     next: AtomicUsize,
 }
 
-/// How long an idle worker spins before it sleeps.
-const SPIN: Duration = Duration::from_micros(50);
+/// How long an idle worker (or a caller waiting for one) spins before it starts yielding.
+const SPIN: Duration = Duration::from_micros(20);
+
+/// How long an idle worker polls, yielding between polls, before it sleeps.
+const POLL: Duration = Duration::from_micros(500);
 
 /// A fixed set of worker threads for fork-join regions.
 pub struct Pool {
@@ -62,6 +67,8 @@ pub struct Pool {
 
 impl Pool {
     /// A pool of `threads` threads in total (the caller counts as one; 0 is taken as 1).
+    /// Returns once every worker has started, so that no thread start-up work (which
+    /// allocates) happens later, inside a region.
     ///
     /// # Panics
     /// If the operating system refuses to start a thread.
@@ -81,15 +88,20 @@ impl Pool {
             active: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
         });
+        let started = Arc::new(Barrier::new(threads));
         let handles = (1..threads)
             .map(|index| {
-                let shared = Arc::clone(&shared);
+                let (shared, started) = (Arc::clone(&shared), Arc::clone(&started));
                 std::thread::Builder::new()
                     .name(format!("chronos2-worker-{index}"))
-                    .spawn(move || worker(&shared))
+                    .spawn(move || {
+                        started.wait();
+                        worker(&shared);
+                    })
                     .expect("spawning a worker thread")
             })
             .collect();
+        started.wait();
         Self {
             shared,
             threads,
@@ -164,18 +176,25 @@ impl Pool {
         state.job = None;
     }
 
-    /// Splits `data` into chunks of `chunk` elements and calls `f(index, chunk)` for each.
+    /// Splits `data` into chunks of `chunk` elements and calls `f(index, chunk)` for each. The
+    /// chunks are handed out as one contiguous run per thread (neighbouring chunks stay on one
+    /// thread, as their data is neighbouring too).
     pub fn for_each_chunk(&self, data: &mut [f32], chunk: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
         let chunk = chunk.max(1);
         let len = data.len();
+        let chunks = len.div_ceil(chunk);
+        let runs = chunks.min(self.threads);
         let base = SharedSlice(data.as_mut_ptr());
-        self.parallel_for(len.div_ceil(chunk), &|index| {
-            let start = index * chunk;
-            let end = (start + chunk).min(len);
-            // SAFETY: chunk ranges are disjoint across indices, lie inside `data`, whose unique
-            // borrow is held for the whole call, and each index runs exactly once.
-            let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
-            f(index, part);
+        self.parallel_for(runs, &|run| {
+            for index in chunks * run / runs..chunks * (run + 1) / runs {
+                let start = index * chunk;
+                let end = (start + chunk).min(len);
+                // SAFETY: chunk ranges are disjoint across indices, lie inside `data`, whose
+                // unique borrow is held for the whole call, and each index is in exactly one run,
+                // which runs exactly once.
+                let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+                f(index, part);
+            }
         });
     }
 }
@@ -220,11 +239,23 @@ impl Drop for Pool {
 fn worker(shared: &Shared) {
     let mut seen = 0u64;
     loop {
-        // Spin briefly for the next region, then sleep until one is published.
+        // Spin briefly for the next region, poll while yielding, then sleep until one is
+        // published. The clock is read only every 256 polls, so a new region is noticed within
+        // a few hundred nanoseconds.
         let started = Instant::now();
-        while shared.generation.load(Ordering::SeqCst) == seen && started.elapsed() < SPIN {
-            for _ in 0..64 {
+        let mut polls = 0u32;
+        while shared.generation.load(Ordering::SeqCst) == seen {
+            polls = polls.wrapping_add(1);
+            if !polls.is_multiple_of(256) {
                 std::hint::spin_loop();
+                continue;
+            }
+            let idle = started.elapsed();
+            if idle >= POLL {
+                break;
+            }
+            if idle >= SPIN {
+                std::thread::yield_now();
             }
         }
         if shared.generation.load(Ordering::SeqCst) == seen {
