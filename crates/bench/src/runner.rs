@@ -24,9 +24,11 @@ pub struct ShapeCase {
     pub grouped: bool,
 }
 
-/// The four cases of the performance targets: A = 1 series, context 512, horizon 16;
-/// B = 1 series, 2048, 64; C = 32 series, 512, 16; D = one 4-variate group (OHLC), 512, 16.
-pub const SHAPE_CASES: [ShapeCase; 4] = [
+/// The cases of the performance targets: A = 1 series, context 512, horizon 16;
+/// B = 1 series, 2048, 64; C = 32 series, 512, 16; D = one 4-variate group (OHLC), 512, 16;
+/// E = 256 series, 512, 16 (the backtest's default batch); F = one group of 256 rows
+/// (cross-learning), 512, 16; G = 1 series, context 8192, horizon 16.
+pub const SHAPE_CASES: [ShapeCase; 7] = [
     ShapeCase {
         name: "A",
         rows: 1,
@@ -54,6 +56,27 @@ pub const SHAPE_CASES: [ShapeCase; 4] = [
         context: 512,
         horizon: 16,
         grouped: true,
+    },
+    ShapeCase {
+        name: "E",
+        rows: 256,
+        context: 512,
+        horizon: 16,
+        grouped: false,
+    },
+    ShapeCase {
+        name: "F",
+        rows: 256,
+        context: 512,
+        horizon: 16,
+        grouped: true,
+    },
+    ShapeCase {
+        name: "G",
+        rows: 1,
+        context: 8192,
+        horizon: 16,
+        grouped: false,
     },
 ];
 

@@ -2,12 +2,13 @@
 //! checkpoint's tensors, fresh buffers for every call. It is the readable reference that every
 //! other executor is tested against.
 
+use chronos2_kernels::bf16::round_bf16;
 use chronos2_kernels::ops::{add_bias, relu, rms_norm, softmax, RopeTable};
 use chronos2_kernels::pool::Pool;
 use chronos2_kernels::{matmul, MatMut, MatRef};
 
 use crate::config::Config;
-use crate::executor::{Executor, GroupLayout, Layer, Norm, ResidualPart};
+use crate::executor::{Executor, GroupLayout, Layer, Norm, Precision, ResidualPart};
 use crate::weights::{Attention, Linear, ResidualBlock, Weights};
 
 /// Additive attention mask value for a masked key: `finfo(float32).min`, not `-inf`, so a
@@ -21,16 +22,33 @@ pub fn additive_mask(observed: f32) -> f32 {
 
 /// Plain kernels over the checkpoint's own tensors. Matrix products are split over `pool`;
 /// attention runs head by head on the calling thread.
+///
+/// In [`Precision::BFloat16`] the inputs of every encoder-block layer are rounded to bf16
+/// before an ordinary f32 product; the weights must already be rounded
+/// ([`Weights::rounded_to_bf16`]). Products of bf16 values are exact in f32, so this computes
+/// what a bf16 kernel computes, up to the order of the f32 sums.
 pub struct EagerExecutor<'a> {
     config: &'a Config,
     weights: &'a Weights,
     pool: &'a Pool,
+    precision: Precision,
 }
 
 impl<'a> EagerExecutor<'a> {
-    /// An executor over `weights`, products split over `pool`.
+    /// An f32 executor over `weights`, products split over `pool`.
     pub fn new(config: &'a Config, weights: &'a Weights, pool: &'a Pool) -> Self {
-        Self { config, weights, pool }
+        Self {
+            config,
+            weights,
+            pool,
+            precision: Precision::Float32,
+        }
+    }
+
+    /// The same executor computing its encoder blocks in `precision`.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
     }
 
     /// `y[:, at..at + out] (+)= x·Wᵀ + b` with `y` rows of stride `y_stride`.
@@ -82,6 +100,13 @@ fn part(block: &ResidualBlock, part: ResidualPart) -> &Linear {
 
 impl Executor for EagerExecutor<'_> {
     fn linear(&mut self, layer: Layer, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool) {
+        let rounded: Vec<f32>;
+        let x = if self.precision == Precision::BFloat16 && layer.in_encoder_block() {
+            rounded = x.iter().map(|&v| round_bf16(v)).collect();
+            &rounded
+        } else {
+            x
+        };
         let (weights, blocks) = (self.weights, &self.weights.blocks);
         let single = match layer {
             Layer::TimeQkv(i) => return self.stacked(&blocks[i].time_attention, x, rows, y, accumulate),

@@ -36,6 +36,39 @@ pub enum Layer {
     OutputHead(ResidualPart),
 }
 
+impl Layer {
+    /// Whether the layer is inside an encoder block (attention projections and feed-forward):
+    /// the layers that lower precisions compute in. The patch embedding and the output head
+    /// stay f32.
+    pub fn in_encoder_block(self) -> bool {
+        !matches!(self, Self::InputEmbedding(_) | Self::OutputHead(_))
+    }
+}
+
+/// The precision of the encoder blocks' linear layers. Instance normalisation, loc/scale,
+/// norms, RoPE, attention scores and softmax, the patch embedding, the output head and the
+/// inverse transform always stay f32 (the reference keeps scaling in f32 for the same
+/// reason).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    Float32,
+    /// Block weights and their inputs rounded to bfloat16 (to nearest, ties to even); the
+    /// products, exact in f32, summed in f32.
+    BFloat16,
+}
+
+impl Precision {
+    /// The name the settings use (`float32`, `bfloat16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Float32 => "float32",
+            Self::BFloat16 => "bfloat16",
+        }
+    }
+}
+
 /// The three layers of a `ResidualBlock`: `output(relu(hidden(x))) + residual(x)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResidualPart {

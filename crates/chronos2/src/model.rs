@@ -9,6 +9,7 @@ use crate::config::{Config, StorageDtype};
 use crate::eager::EagerExecutor;
 use crate::encoder::{self, ActivationArena, Optimizations, Pass};
 use crate::error::Error;
+use crate::executor::Precision;
 use crate::input::{Encoded, ModelInput, ModelOutput};
 use crate::random::{random_weights, save_checkpoint, RandomInit};
 use crate::weights::Weights;
@@ -68,6 +69,15 @@ impl Chronos2Model {
         &self.weights
     }
 
+    /// The same model with its encoder-block weights rounded to bfloat16 (see
+    /// [`Weights::rounded_to_bf16`]): the eager reference of bf16 execution.
+    pub fn rounded_to_bf16(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            weights: self.weights.rounded_to_bf16(),
+        }
+    }
+
     /// Number of parameters (119,477,664 for `amazon/chronos-2`).
     pub fn parameter_count(&self) -> usize {
         self.weights.parameter_count()
@@ -87,11 +97,20 @@ impl Chronos2Model {
     /// # Errors
     /// [`Error::Input`] for inconsistent input shapes.
     pub fn forward_with(&self, input: &ModelInput, pool: &Pool) -> Result<ModelOutput, Error> {
+        self.forward_in(input, pool, Precision::Float32)
+    }
+
+    /// The eager forward pass in `precision` (for bf16, call it on the model returned by
+    /// [`rounded_to_bf16`](Self::rounded_to_bf16)).
+    ///
+    /// # Errors
+    /// [`Error::Input`] for inconsistent input shapes.
+    pub fn forward_in(&self, input: &ModelInput, pool: &Pool, precision: Precision) -> Result<ModelOutput, Error> {
         input.validate(&self.config)?;
         let pass = Pass::for_input(&self.config, input, Optimizations::NONE);
         let mut arena = ActivationArena::new(&self.config, &pass);
         let mut out = ModelOutput::empty();
-        let mut executor = EagerExecutor::new(&self.config, &self.weights, pool);
+        let mut executor = EagerExecutor::new(&self.config, &self.weights, pool).with_precision(precision);
         encoder::forward(
             &mut executor,
             &self.config,

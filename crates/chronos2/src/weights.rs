@@ -61,6 +61,17 @@ impl std::fmt::Debug for Storage {
     }
 }
 
+/// A weight that is not a finite number, as found by [`Weights::non_finite`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NonFinite {
+    /// The tensor's name.
+    pub tensor: String,
+    /// The flat index inside the tensor.
+    pub index: usize,
+    /// The value (NaN or ±Inf).
+    pub value: f32,
+}
+
 /// A named f32 tensor, row-major.
 #[derive(Clone, Debug)]
 pub struct Tensor {
@@ -381,9 +392,50 @@ impl Weights {
         all
     }
 
+    /// Scans every weight for NaN and ±Inf: the first one found (tensor name, flat index,
+    /// value) and how many there are in all; `None` if every weight is finite.
+    pub fn non_finite(&self) -> Option<(NonFinite, usize)> {
+        let mut first = None;
+        let mut count = 0;
+        for tensor in self.tensors() {
+            for (index, &value) in tensor.data().iter().enumerate() {
+                if !value.is_finite() {
+                    count += 1;
+                    first.get_or_insert_with(|| NonFinite {
+                        tensor: tensor.name().to_string(),
+                        index,
+                        value,
+                    });
+                }
+            }
+        }
+        first.map(|f| (f, count))
+    }
+
     /// Number of parameters.
     pub fn parameter_count(&self) -> usize {
         self.tensors().iter().map(|t| t.data().len()).sum()
+    }
+
+    /// A copy whose encoder-block layers (attention projections, feed-forward) hold their
+    /// weights rounded to bfloat16, for the eager executor's bf16 path; everything else is
+    /// shared unchanged.
+    pub fn rounded_to_bf16(&self) -> Self {
+        let round = |layer: &mut Linear| {
+            let data = layer.weight.data().iter().map(|&v| chronos2_kernels::bf16::round_bf16(v)).collect();
+            layer.weight = Tensor::owned(layer.weight.name(), layer.weight.shape().to_vec(), data);
+        };
+        let mut copy = self.clone();
+        for block in &mut copy.blocks {
+            for attention in [&mut block.time_attention, &mut block.group_attention] {
+                for layer in [&mut attention.q, &mut attention.k, &mut attention.v, &mut attention.o] {
+                    round(layer);
+                }
+            }
+            round(&mut block.wi);
+            round(&mut block.wo);
+        }
+        copy
     }
 
     /// The REG token embedding (row 1 of `shared.weight`), if the model has one.

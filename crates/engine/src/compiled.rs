@@ -1,11 +1,12 @@
 //! [`CompiledModel`]: the plan cache, the one-way fallback to eager, and the counters.
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chronos2::encoder::{Optimizations, Pass};
-use chronos2::executor::GroupLayout;
+use chronos2::executor::{GroupLayout, Precision};
 use chronos2::{Chronos2Model, Config, ForwardPass, ModelInput, ModelOutput};
 use chronos2_kernels::pool::Pool;
 
@@ -23,6 +24,10 @@ pub struct EngineStats {
     pub planning_time: Duration,
     /// Time spent repacking the weights at load.
     pub packing_time: Duration,
+    /// Bytes of repacked weights held (halved for the blocks in bf16).
+    pub packed_bytes: usize,
+    /// Precision of the encoder blocks.
+    pub precision: Precision,
     /// Plans currently cached.
     pub plans_cached: usize,
     /// Forward calls served.
@@ -31,6 +36,27 @@ pub struct EngineStats {
     pub fallbacks: usize,
     /// Why it fell back, if it did.
     pub fallback_reason: Option<String>,
+}
+
+/// How a [`CompiledModel`] plans and computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Plan cache policy and autotuning.
+    pub mode: CompileMode,
+    /// Exact rewrites of the pass.
+    pub optimizations: Optimizations,
+    /// Precision of the encoder blocks' linear layers.
+    pub precision: Precision,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        Self {
+            mode: CompileMode::ReduceOverhead,
+            optimizations: Optimizations::ALL,
+            precision: Precision::Float32,
+        }
+    }
 }
 
 /// The plan cache and the matching scratch (kept together under one lock).
@@ -48,14 +74,13 @@ struct Cache {
 ///
 /// Weights are repacked once at construction. Each shape bucket gets a plan on first use
 /// (or at [`warm_up`](Self::warm_up)); later calls with that bucket allocate nothing and plan
-/// nothing. A call that fails or produces a non-finite value switches the process to the eager
-/// model for good, logs the reason once and counts it.
+/// nothing. A call that fails, or produces a non-finite value the eager model does not, switches
+/// the process to the eager model for good, logs the reason once and counts it.
 pub struct CompiledModel {
     eager: Arc<Chronos2Model>,
     packed: PackedModel,
     pool: Arc<Pool>,
-    mode: CompileMode,
-    optimizations: Optimizations,
+    options: CompileOptions,
     cache: Mutex<Cache>,
     max_plan_bytes: usize,
     fallen_back: AtomicBool,
@@ -67,29 +92,24 @@ pub struct CompiledModel {
 }
 
 impl CompiledModel {
-    /// Repacks the weights of `eager` for the planned executor, every optimisation on; all
-    /// kernels run on `pool`.
+    /// Repacks the weights of `eager` for the planned executor, every optimisation on, in
+    /// f32; all kernels run on `pool`.
     pub fn new(eager: Arc<Chronos2Model>, mode: CompileMode, pool: Arc<Pool>) -> Self {
-        Self::with_optimizations(eager, mode, pool, Optimizations::ALL)
+        Self::with_options(eager, CompileOptions { mode, ..CompileOptions::default() }, pool)
     }
 
-    /// As [`new`](Self::new), with a chosen set of optimisations (each is exact; switching
-    /// one off shows what it gains, and its parity is tested on its own).
-    pub fn with_optimizations(
-        eager: Arc<Chronos2Model>,
-        mode: CompileMode,
-        pool: Arc<Pool>,
-        optimizations: Optimizations,
-    ) -> Self {
+    /// As [`new`](Self::new), with chosen options: the compile mode, the optimisations (each
+    /// is exact; switching one off shows what it gains, and its parity is tested on its own)
+    /// and the precision of the encoder blocks.
+    pub fn with_options(eager: Arc<Chronos2Model>, options: CompileOptions, pool: Arc<Pool>) -> Self {
         let started = Instant::now();
-        let packed = PackedModel::new(eager.weights(), optimizations.fused_qkv, &pool);
+        let packed = PackedModel::new(eager.weights(), options.optimizations.fused_qkv, options.precision, &pool);
         Self {
             packing_time: started.elapsed(),
             eager,
             packed,
             pool,
-            mode,
-            optimizations,
+            options,
             cache: Mutex::new(Cache {
                 plans: Vec::new(),
                 clock: 0,
@@ -123,12 +143,17 @@ impl CompiledModel {
 
     /// The compile mode.
     pub fn mode(&self) -> CompileMode {
-        self.mode
+        self.options.mode
     }
 
     /// The optimisations applied.
     pub fn optimizations(&self) -> Optimizations {
-        self.optimizations
+        self.options.optimizations
+    }
+
+    /// The precision of the encoder blocks.
+    pub fn precision(&self) -> Precision {
+        self.options.precision
     }
 
     /// The pool every kernel runs on.
@@ -147,6 +172,8 @@ impl CompiledModel {
             plans_built: self.plans_built.load(Ordering::SeqCst),
             planning_time: Duration::from_nanos(self.planning_nanos.load(Ordering::SeqCst)),
             packing_time: self.packing_time,
+            packed_bytes: self.packed.bytes(),
+            precision: self.options.precision,
             plans_cached: self.cache.lock().map(|c| c.plans.len()).unwrap_or(0),
             calls: self.calls.load(Ordering::SeqCst),
             fallbacks: usize::from(self.has_fallen_back()),
@@ -165,7 +192,7 @@ impl CompiledModel {
         for &(rows, length, horizon) in shapes {
             let output_patches = horizon.div_ceil(config.patch_size).clamp(1, config.max_output_patches);
             let layout = GroupLayout::from_first_rows((0..rows).collect());
-            let pass = Pass::new(config, length, output_patches, false, layout, self.optimizations);
+            let pass = Pass::new(config, length, output_patches, false, layout, self.options.optimizations);
             let mut cache = self.cache.lock().map_err(|_| EngineError::Poisoned)?;
             if !cache
                 .plans
@@ -180,7 +207,7 @@ impl CompiledModel {
     }
 
     fn build(&self, pass: Pass) -> Result<Plan, EngineError> {
-        let bytes = Plan::bytes(self.config(), &pass);
+        let bytes = Plan::bytes(self.config(), &pass, self.pool.threads(), self.options.precision);
         if bytes > self.max_plan_bytes {
             return Err(EngineError::Plan(format!(
                 "a plan for {} rows x {} patches needs {bytes} bytes, over the limit of {}",
@@ -188,8 +215,8 @@ impl CompiledModel {
             )));
         }
         let started = Instant::now();
-        let mut plan = Plan::new(self.config(), pass);
-        if self.mode == CompileMode::MaxAutotune {
+        let mut plan = Plan::new(self.config(), pass, self.pool.threads(), self.options.precision);
+        if self.options.mode == CompileMode::MaxAutotune {
             plan.autotune(self.config(), &self.packed, &self.pool);
         }
         self.plans_built.fetch_add(1, Ordering::SeqCst);
@@ -210,7 +237,16 @@ impl CompiledModel {
             input.validate(self.config())?;
             match self.run_compiled(input, out) {
                 Ok(()) if out.quantile_preds.iter().all(|v| v.is_finite()) => return Ok(()),
-                Ok(()) => self.fall_back("the compiled pass produced a non-finite value".into()),
+                Ok(()) => {
+                    // A non-finite value is the engine's fault only if the reference path
+                    // computes a finite answer; otherwise the input (or the weights) caused
+                    // it, and the caller's input checks report it.
+                    *out = self.eager.forward_with(input, &self.pool)?;
+                    if out.quantile_preds.iter().all(|v| v.is_finite()) {
+                        self.fall_back("the compiled pass produced a non-finite value".into());
+                    }
+                    return Ok(());
+                }
                 Err(EngineError::Model(e)) => return Err(EngineError::Model(e)),
                 Err(e) => self.fall_back(e.to_string()),
             }
@@ -231,7 +267,11 @@ impl CompiledModel {
 
     fn fall_back(&self, reason: String) {
         if !self.fallen_back.swap(true, Ordering::SeqCst) {
-            eprintln!("warning: compiled engine failed ({reason}); using eager mode for the rest of this process");
+            // Never panic on a closed or full stderr (`eprintln!` would).
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: compiled engine failed ({reason}); using eager mode for the rest of this process"
+            );
             if let Ok(mut slot) = self.fallback_reason.lock() {
                 *slot = Some(reason);
             }
@@ -258,10 +298,10 @@ impl CompiledModel {
                     input.num_output_patches(),
                     covariates,
                     layout,
-                    self.optimizations,
+                    self.options.optimizations,
                 );
                 let plan = self.build(pass)?;
-                if cache.plans.len() >= self.mode.plan_cache_limit() {
+                if cache.plans.len() >= self.options.mode.plan_cache_limit() {
                     let oldest = (0..cache.plans.len())
                         .min_by_key(|&i| cache.plans[i].last_used)
                         .unwrap_or(0);

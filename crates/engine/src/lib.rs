@@ -38,7 +38,8 @@ use chronos2::{Chronos2Model, Config, ForwardPass, ModelInput, ModelOutput};
 
 pub use chronos2::encoder::Optimizations;
 pub use chronos2_kernels::pool::Pool;
-pub use compiled::{CompiledModel, EngineStats};
+pub use chronos2::executor::Precision;
+pub use compiled::{CompileOptions, CompiledModel, EngineStats};
 pub use settings::{CompileMode, Mode, Settings, SettingsFlags};
 
 /// Errors of the engines.
@@ -72,6 +73,7 @@ impl EngineError {
 pub struct Engine {
     executor: Executor,
     pool: Arc<Pool>,
+    precision: Precision,
 }
 
 /// Which executor runs the description.
@@ -89,15 +91,29 @@ impl Engine {
             n => n,
         };
         let pool = Arc::new(Pool::new(threads));
+        let precision = settings.dtype;
         let executor = match settings.mode {
+            Mode::Eager if precision == Precision::BFloat16 => Executor::Eager(Arc::new(model.rounded_to_bf16())),
             Mode::Eager => Executor::Eager(model),
-            Mode::Compiled => Executor::Compiled(Box::new(CompiledModel::new(
-                model,
-                settings.compile_mode,
-                Arc::clone(&pool),
-            ))),
+            Mode::Compiled => {
+                let options = CompileOptions {
+                    mode: settings.compile_mode,
+                    precision,
+                    ..CompileOptions::default()
+                };
+                Executor::Compiled(Box::new(CompiledModel::with_options(model, options, Arc::clone(&pool))))
+            }
         };
-        Self { executor, pool }
+        Self {
+            executor,
+            pool,
+            precision,
+        }
+    }
+
+    /// The precision of the encoder blocks.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Threads that run the model (the pool's size, the calling thread included).
@@ -124,7 +140,7 @@ impl Engine {
     /// The model's input errors.
     pub fn forward(&self, input: &ModelInput) -> Result<ModelOutput, EngineError> {
         match &self.executor {
-            Executor::Eager(model) => Ok(model.forward_with(input, &self.pool)?),
+            Executor::Eager(model) => Ok(model.forward_in(input, &self.pool, self.precision)?),
             Executor::Compiled(compiled) => compiled.forward(input),
         }
     }

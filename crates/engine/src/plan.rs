@@ -3,12 +3,13 @@
 //! the bucket runs on it without allocating.
 
 use chronos2::encoder::{self, ActivationArena, Pass};
-use chronos2::executor::Layer;
+use chronos2::executor::{Layer, Precision};
+use chronos2_kernels::bf16::pairs;
 use chronos2::{Config, ModelInput, ModelOutput};
 use chronos2_kernels::pool::Pool;
 
 use crate::packed_model::PackedModel;
-use crate::planned::{gemm_kind, AttentionScratch, PlannedExecutor, ThreadChoice, GEMM_KINDS};
+use crate::planned::{gemm_kind, group_scratch_len, AttentionScratch, PlannedExecutor, ThreadChoice, GEMM_KINDS};
 use crate::EngineError;
 
 /// A built plan.
@@ -16,27 +17,49 @@ pub(crate) struct Plan {
     /// The bucket: sizes, group layout, RoPE table, optimisations.
     pub pass: Pass,
     arena: ActivationArena,
-    /// Time-attention scratch of the planned executor.
+    /// Attention scratch of the planned executor (time attention per (row, head), or group
+    /// attention outputs and per-run work, whichever is larger).
     scratch: Vec<f32>,
     scratch_layout: AttentionScratch,
+    /// bf16 pairs of the widest bf16 layer input (empty in f32).
+    pairs: Vec<u32>,
     pub threads: ThreadChoice,
     /// Logical clock of the last use (for LRU eviction).
     pub last_used: u64,
 }
 
 impl Plan {
-    /// Bytes the plan for `pass` needs (arena and scratch).
-    pub fn bytes(config: &Config, pass: &Pass) -> usize {
-        let scratch = pass.rows * config.num_heads * AttentionScratch::new(pass.tokens, config.d_kv).len();
-        ActivationArena::bytes(config, pass) + scratch * std::mem::size_of::<f32>()
+    /// Floats of attention scratch for `pass` on a pool of `threads` threads.
+    fn scratch_len(config: &Config, pass: &Pass, threads: usize) -> usize {
+        let time = pass.rows * config.num_heads * AttentionScratch::new(pass.tokens, config.d_kv).len();
+        time.max(group_scratch_len(config, &pass.layout, pass.tokens, 2 * threads))
+    }
+
+    /// Words of bf16 pair scratch: the widest block layer input, for every token.
+    fn pairs_len(config: &Config, pass: &Pass, precision: Precision) -> usize {
+        match precision {
+            Precision::Float32 => 0,
+            Precision::BFloat16 => {
+                let widest = config.d_model.max(config.inner_dim()).max(config.d_ff);
+                pass.rows * pass.tokens * pairs(widest)
+            }
+        }
+    }
+
+    /// Bytes the plan for `pass` needs (arena and scratch) on a pool of `threads` threads.
+    pub fn bytes(config: &Config, pass: &Pass, threads: usize, precision: Precision) -> usize {
+        ActivationArena::bytes(config, pass)
+            + Self::scratch_len(config, pass, threads) * std::mem::size_of::<f32>()
+            + Self::pairs_len(config, pass, precision) * std::mem::size_of::<u32>()
     }
 
     /// Sizes and allocates everything for `pass`, once.
-    pub fn new(config: &Config, pass: Pass) -> Self {
+    pub fn new(config: &Config, pass: Pass, threads: usize, precision: Precision) -> Self {
         let scratch_layout = AttentionScratch::new(pass.tokens, config.d_kv);
         Self {
             arena: ActivationArena::new(config, &pass),
-            scratch: vec![0.0; pass.rows * config.num_heads * scratch_layout.len()],
+            scratch: vec![0.0; Self::scratch_len(config, &pass, threads)],
+            pairs: vec![0; Self::pairs_len(config, &pass, precision)],
             scratch_layout,
             threads: ThreadChoice::default(),
             last_used: 0,
@@ -74,6 +97,7 @@ impl Plan {
             threads: self.threads,
             scratch: &mut self.scratch,
             scratch_layout: self.scratch_layout,
+            pairs: &mut self.pairs,
         };
         encoder::forward(
             &mut executor,
@@ -126,6 +150,7 @@ impl Plan {
                     },
                     scratch: &mut scratch,
                     scratch_layout: self.scratch_layout,
+                    pairs: &mut self.pairs,
                 };
                 let started = std::time::Instant::now();
                 chronos2::executor::Executor::linear(&mut executor, layer, &x, rows, &mut y, false);

@@ -18,11 +18,12 @@ use chronos2::eager::MASK_VALUE;
 use chronos2::executor::{Executor, GroupLayout, Layer, Norm, ResidualPart};
 use chronos2::Config;
 use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
-use chronos2_kernels::packed::{linear, pack_into, packed_len, PackedRef};
+use chronos2_kernels::bf16::{linear_bf16, pairs, to_bf16_pairs};
+use chronos2_kernels::packed::{linear, pack_into, packed_len, PackedRef, NR};
 use chronos2_kernels::pool::Pool;
 use chronos2_kernels::MatRef;
 
-use crate::packed_model::{PackedLinear, PackedModel, PackedQkv, PackedResidual};
+use crate::packed_model::{PackedLinear, PackedMatrix, PackedModel, PackedQkv, PackedResidual};
 
 /// GEMM kinds whose threading `max-autotune` chooses: embed, qkv, o, ffn-in, ffn-out, head.
 pub(crate) const GEMM_KINDS: usize = 6;
@@ -71,15 +72,71 @@ impl AttentionScratch {
     }
 }
 
+/// Per-run scratch of the group attention, for groups of up to `rows` rows: gathered Q,
+/// packed K, packed Vᵀ, scores.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GroupWork {
+    rows: usize,
+    dk: usize,
+}
+
+impl GroupWork {
+    /// The scratch for groups of up to `rows` rows with heads of width `dk`.
+    pub fn new(rows: usize, dk: usize) -> Self {
+        Self { rows, dk }
+    }
+
+    /// Floats per run.
+    pub fn len(&self) -> usize {
+        let (g, dk) = (self.rows, self.dk);
+        g * dk + packed_len(g, dk) + packed_len(dk, g) + g * g
+    }
+}
+
+/// Floats of scratch the group attention of `pass` needs with `runs` runs: every task's
+/// output, then one [`GroupWork`] per run.
+pub(crate) fn group_scratch_len(config: &Config, layout: &GroupLayout, tokens: usize, runs: usize) -> usize {
+    let groups = layout.multi_row_groups();
+    let grouped: usize = groups.iter().map(Vec::len).sum();
+    let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
+    tokens * config.num_heads * grouped * config.d_kv + runs * GroupWork::new(largest, config.d_kv).len()
+}
+
+/// Packs `rows` (each `k` wide) as the rows of a weight matrix `[rows, k]` ([`pack_into`]'s
+/// layout: panels of [`NR`] rows, k-major, zero-padded).
+fn pack_rows_into<'a>(out: &mut [f32], rows: impl Iterator<Item = &'a [f32]>, k: usize) {
+    out.fill(0.0);
+    for (r, row) in rows.enumerate() {
+        let panel = &mut out[(r / NR) * NR * k..];
+        for (p, &v) in row.iter().enumerate() {
+            panel[p * NR + r % NR] = v;
+        }
+    }
+}
+
+/// Packs `rows` (each `n` wide) as the columns of a weight matrix `[n, rows]`, i.e. the
+/// transposed matrix, in [`pack_into`]'s layout.
+fn pack_columns_into<'a>(out: &mut [f32], rows: impl Iterator<Item = &'a [f32]>, n: usize) {
+    let count = out.len() / n.div_ceil(NR) / NR;
+    out.fill(0.0);
+    for (p, row) in rows.enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[(c / NR) * NR * count + p * NR + c % NR] = v;
+        }
+    }
+}
+
 /// The planned executor for one call: the packed weights, the pool, and the plan's scratch.
 pub(crate) struct PlannedExecutor<'a> {
     pub config: &'a Config,
     pub model: &'a PackedModel,
     pub pool: &'a Pool,
     pub threads: ThreadChoice,
-    /// Time-attention scratch, `B·H` × [`AttentionScratch::len`].
+    /// Attention scratch (see `Plan`).
     pub scratch: &'a mut [f32],
     pub scratch_layout: AttentionScratch,
+    /// bf16 pairs of a bf16 layer's input (empty in f32).
+    pub pairs: &'a mut [u32],
 }
 
 /// One layer of a packed residual block.
@@ -92,8 +149,8 @@ fn part(block: &PackedResidual, part: ResidualPart) -> &PackedLinear {
 }
 
 /// `y (+)= x·Wᵀ + b` with a packed layer into columns `[at, at + n)` of `y` (row stride
-/// `ldy`); `x` is `(rows, in)`.
-#[allow(clippy::too_many_arguments, reason = "a strided GEMM with its options")]
+/// `ldy`); `x` is `(rows, in)`. A bf16 layer first rounds `x` to bf16 pairs in `pairs`.
+#[allow(clippy::too_many_arguments, reason = "a strided GEMM with its options and scratch")]
 fn apply(
     layer: &PackedLinear,
     x: &[f32],
@@ -103,23 +160,22 @@ fn apply(
     at: usize,
     accumulate: bool,
     pool: &Pool,
+    pairs_scratch: &mut [u32],
 ) {
     let (k, bias) = (layer.weight.k(), layer.bias.as_deref());
-    linear(
-        &mut y[at..],
-        ldy,
-        x,
-        k,
-        rows,
-        layer.weight.view(),
-        bias,
-        accumulate,
-        pool,
-    );
+    match &layer.weight {
+        PackedMatrix::F32(w) => linear(&mut y[at..], ldy, x, k, rows, w.view(), bias, accumulate, pool),
+        PackedMatrix::Bf16(w) => {
+            let kp = pairs(k);
+            let xp = &mut pairs_scratch[..rows * kp];
+            to_bf16_pairs(x, k, rows, k, xp, pool);
+            linear_bf16(&mut y[at..], ldy, xp, kp, rows, w, bias, accumulate, pool);
+        }
+    }
 }
 
-impl PlannedExecutor<'_> {
-    fn pool_for(&self, layer: Layer) -> &Pool {
+impl<'a> PlannedExecutor<'a> {
+    fn pool_for(&self, layer: Layer) -> &'a Pool {
         if self.threads.single[gemm_kind(layer)] {
             Pool::serial()
         } else {
@@ -128,13 +184,22 @@ impl PlannedExecutor<'_> {
     }
 
     /// Q, K and V into one `(rows, 3I)` output: one GEMM if stacked, else three.
-    fn qkv(&self, qkv: &PackedQkv, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool, pool: &Pool) {
-        let inner = self.config.inner_dim();
+    #[allow(clippy::too_many_arguments, reason = "a stacked GEMM with its options and scratch")]
+    fn qkv(
+        inner: usize,
+        qkv: &PackedQkv,
+        x: &[f32],
+        rows: usize,
+        y: &mut [f32],
+        accumulate: bool,
+        pool: &Pool,
+        pairs: &mut [u32],
+    ) {
         match qkv {
-            PackedQkv::Fused { qkv, .. } => apply(qkv, x, rows, y, 3 * inner, 0, accumulate, pool),
+            PackedQkv::Fused { qkv, .. } => apply(qkv, x, rows, y, 3 * inner, 0, accumulate, pool, pairs),
             PackedQkv::Separate(parts) => {
                 for (index, layer) in parts.iter().enumerate() {
-                    apply(layer, x, rows, y, 3 * inner, index * inner, accumulate, pool);
+                    apply(layer, x, rows, y, 3 * inner, index * inner, accumulate, pool, pairs);
                 }
             }
         }
@@ -143,11 +208,12 @@ impl PlannedExecutor<'_> {
 
 impl Executor for PlannedExecutor<'_> {
     fn linear(&mut self, layer: Layer, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool) {
-        let (model, pool) = (self.model, self.pool_for(layer));
+        let (model, pool, inner) = (self.model, self.pool_for(layer), self.config.inner_dim());
         let blocks = &model.blocks;
+        let pairs = &mut *self.pairs;
         let single = match layer {
-            Layer::TimeQkv(i) => return self.qkv(&blocks[i].time_qkv, x, rows, y, accumulate, pool),
-            Layer::GroupQkv(i) => return self.qkv(&blocks[i].group_qkv, x, rows, y, accumulate, pool),
+            Layer::TimeQkv(i) => return Self::qkv(inner, &blocks[i].time_qkv, x, rows, y, accumulate, pool, pairs),
+            Layer::GroupQkv(i) => return Self::qkv(inner, &blocks[i].group_qkv, x, rows, y, accumulate, pool, pairs),
             Layer::InputEmbedding(p) => part(&model.input, p),
             Layer::OutputHead(p) => part(&model.output, p),
             Layer::TimeOutput(i) => &blocks[i].time_o,
@@ -156,7 +222,7 @@ impl Executor for PlannedExecutor<'_> {
             Layer::FeedForwardIn(i) => &blocks[i].wi,
             Layer::FeedForwardOut(i) => &blocks[i].wo,
         };
-        apply(single, x, rows, y, single.weight.n(), 0, accumulate, pool);
+        apply(single, x, rows, y, single.weight.n(), 0, accumulate, pool, pairs);
     }
 
     fn rms_norm(&mut self, norm: Norm, x: &[f32], out: &mut [f32]) {
@@ -266,35 +332,57 @@ impl Executor for PlannedExecutor<'_> {
         ctx: &mut [f32],
     ) {
         let (dk, inner, heads) = (self.config.d_kv, self.config.inner_dim(), self.config.num_heads);
-        let s = tokens;
+        let (s, stride) = (tokens, 3 * inner);
         // Rows alone in their group (and every row, as a start): context = V.
         for token in 0..rows * s {
-            ctx[token * inner..(token + 1) * inner].copy_from_slice(&qkv[token * 3 * inner + 2 * inner..][..inner]);
+            ctx[token * inner..(token + 1) * inner].copy_from_slice(&qkv[token * stride + 2 * inner..][..inner]);
         }
         let groups = layout.multi_row_groups();
+        if groups.is_empty() {
+            return;
+        }
+        // One task per (position, head), over every multi-row group: gather the group's Q,
+        // pack its K and Vᵀ, then scores = Q·Kᵀ, masked softmax, out = scores·V, all on the
+        // packed microkernels. Each task writes its rows' outputs to its own chunk; they are
+        // scattered into `ctx` afterwards.
+        let grouped_rows: usize = groups.iter().map(Vec::len).sum();
         let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
-        let scores = &mut self.scratch[..largest];
+        let work = GroupWork::new(largest, dk);
+        let (outputs, runs) = self.scratch.split_at_mut(s * heads * grouped_rows * dk);
         let observed = |row: usize, t: usize| key_mask.map_or(1.0, |mask| mask[row * s + t]);
-        for members in groups {
-            let g = members.len();
-            for t in 0..s {
-                for head in 0..heads {
-                    let at = |row: usize, part: usize| (row * s + t) * 3 * inner + part * inner + head * dk;
-                    for &qr in members {
-                        let q = &qkv[at(qr, 0)..][..dk];
-                        for (slot, &kr) in scores[..g].iter_mut().zip(members) {
-                            *slot = dot(q, &qkv[at(kr, 1)..][..dk]) + (1.0 - observed(kr, t)) * MASK_VALUE;
-                        }
-                        softmax(&mut scores[..g]);
-                        let out = &mut ctx[(qr * s + t) * inner + head * dk..][..dk];
-                        out.fill(0.0);
-                        for (&weight, &kr) in scores[..g].iter().zip(members) {
-                            for (o, &v) in out.iter_mut().zip(&qkv[at(kr, 2)..][..dk]) {
-                                *o += weight * v;
-                            }
-                        }
+        self.pool
+            .for_each_task_with_scratch(outputs, grouped_rows * dk, runs, work.len(), &|task, out, area| {
+                let (t, head) = (task / heads, task % heads);
+                let at = |row: usize, part: usize| (row * s + t) * stride + part * inner + head * dk;
+                let mut written = 0;
+                for members in groups {
+                    let g = members.len();
+                    let (queries, rest) = area.split_at_mut(g * dk);
+                    let (keys, rest) = rest.split_at_mut(packed_len(g, dk));
+                    let (values, rest) = rest.split_at_mut(packed_len(dk, g));
+                    let scores = &mut rest[..g * g];
+                    for (i, &row) in members.iter().enumerate() {
+                        queries[i * dk..(i + 1) * dk].copy_from_slice(&qkv[at(row, 0)..][..dk]);
                     }
+                    pack_rows_into(keys, members.iter().map(|&row| &qkv[at(row, 1)..][..dk]), dk);
+                    pack_columns_into(values, members.iter().map(|&row| &qkv[at(row, 2)..][..dk]), dk);
+                    let serial = Pool::serial();
+                    linear(scores, g, queries, dk, g, PackedRef::new(keys, g, dk), None, false, serial);
+                    for line in scores.chunks_exact_mut(g) {
+                        for (score, &key) in line.iter_mut().zip(members) {
+                            *score += (1.0 - observed(key, t)) * MASK_VALUE;
+                        }
+                        softmax(line);
+                    }
+                    let out = &mut out[written * dk..(written + g) * dk];
+                    linear(out, dk, scores, g, g, PackedRef::new(values, dk, g), None, false, serial);
+                    written += g;
                 }
+            });
+        for (task, out) in outputs[..s * heads * grouped_rows * dk].chunks_exact(grouped_rows * dk).enumerate() {
+            let (t, head) = (task / heads, task % heads);
+            for (i, &row) in groups.iter().flatten().enumerate() {
+                ctx[(row * s + t) * inner + head * dk..][..dk].copy_from_slice(&out[i * dk..(i + 1) * dk]);
             }
         }
     }
@@ -302,17 +390,4 @@ impl Executor for PlannedExecutor<'_> {
     fn reg_token(&self) -> Option<&[f32]> {
         self.model.reg.as_deref()
     }
-}
-
-/// Dot product with eight independent accumulators (vectorises without reassociation).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }

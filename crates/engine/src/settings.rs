@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use chronos2::executor::Precision;
+
 use crate::EngineError;
 
 /// Eager (op by op, the reference path) or compiled (planned, fused, preallocated).
@@ -59,6 +61,8 @@ pub struct Settings {
     pub backend: String,
     /// Worker threads (0 = all cores).
     pub threads: usize,
+    /// Precision of the encoder blocks' linear layers (`--dtype`, `CHRONOS_DTYPE`).
+    pub dtype: Precision,
     /// Notes about how the settings were resolved (aliases, defaults).
     pub notes: Vec<String>,
     /// Buckets to plan at load (`ROWSxCONTEXTxHORIZON,...`), compiled mode only.
@@ -72,6 +76,7 @@ impl Default for Settings {
             compile_mode: CompileMode::ReduceOverhead,
             backend: "cpu".into(),
             threads: 0,
+            dtype: Precision::Float32,
             notes: Vec::new(),
             warmup: None,
         }
@@ -91,6 +96,16 @@ pub struct SettingsFlags {
     pub dtype: Option<String>,
     /// `--threads`.
     pub threads: Option<usize>,
+}
+
+/// The thread limit never goes below this, whatever the core count.
+const MIN_THREAD_LIMIT: usize = 64;
+
+/// Most worker threads `--threads` may ask for: 4 per core, at least [`MIN_THREAD_LIMIT`]
+/// (each thread has its own stack and the pool joins them on every call).
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.saturating_mul(4).max(MIN_THREAD_LIMIT)
 }
 
 fn parse_switch(name: &str, value: &str) -> Result<bool, EngineError> {
@@ -140,6 +155,8 @@ impl Settings {
     /// # Errors
     /// [`EngineError::Settings`] for an unknown value, naming the flag or variable.
     pub fn resolve_with(flags: &SettingsFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, EngineError> {
+        // A variable set to nothing (`TORCH_COMPILED=`) is unset, as in the shell idiom.
+        let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
         let mut settings = Settings::default();
         settings.mode = match &flags.mode {
             Some(mode) => match mode.to_ascii_lowercase().as_str() {
@@ -189,21 +206,29 @@ impl Settings {
             }
         }
         if let Some((source, value)) = flag_or_env(&flags.dtype, "--dtype", &env, "CHRONOS_DTYPE") {
-            match value.trim().to_ascii_lowercase().as_str() {
-                "float32" | "fp32" | "f32" => {}
-                "bfloat16" | "bf16" | "float16" | "fp16" | "f16" | "half" => {
+            settings.dtype = match value.trim().to_ascii_lowercase().as_str() {
+                "float32" | "fp32" | "f32" => Precision::Float32,
+                "bfloat16" | "bf16" => Precision::BFloat16,
+                "float16" | "fp16" | "f16" | "half" => {
                     return Err(EngineError::Settings(format!(
-                        "{source}={value:?}: only float32 computation is supported so far (checkpoints stored in bf16/f16 load and compute in float32)"
+                        "{source}={value:?}: float16 is refused: its 5-bit exponent (largest value 65504) overflows on the residual stream of a 120M-parameter transformer and no CPU here multiplies fp16 natively; use bfloat16 (f32's exponent range, the same speed path)"
                     )))
                 }
                 _ => {
                     return Err(EngineError::Settings(format!(
-                        "{source}={value:?} is not a dtype; expected float32 (bfloat16/float16 are not supported yet)"
+                        "{source}={value:?} is not a dtype; expected float32 or bfloat16 (also bf16)"
                     )))
                 }
-            }
+            };
         }
         settings.threads = flags.threads.unwrap_or(0);
+        let limit = max_threads();
+        if settings.threads > limit {
+            return Err(EngineError::Settings(format!(
+                "--threads {} is more than this machine can use (at most {limit}: 4 per core, at least {MIN_THREAD_LIMIT}); pass --threads 0 for all cores",
+                settings.threads
+            )));
+        }
         Ok(settings)
     }
 }
@@ -217,12 +242,13 @@ impl fmt::Display for Settings {
             self.threads.to_string()
         };
         match self.mode {
-            Mode::Eager => write!(f, "mode=eager dtype=float32 threads={threads}"),
+            Mode::Eager => write!(f, "mode=eager dtype={} threads={threads}", self.dtype.name()),
             Mode::Compiled => write!(
                 f,
-                "mode=compiled compile_mode={} backend={} dtype=float32 threads={threads}",
+                "mode=compiled compile_mode={} backend={} dtype={} threads={threads}",
                 self.compile_mode.name(),
-                self.backend
+                self.backend,
+                self.dtype.name()
             ),
         }
     }
@@ -236,6 +262,46 @@ mod tests {
     fn resolve(flags: SettingsFlags, vars: &[(&str, &str)]) -> Result<Settings, EngineError> {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::resolve_with(&flags, |name| vars.get(name).cloned())
+    }
+
+    /// Issue 17: `TORCH_COMPILED=` (set to nothing) means unset, not an error.
+    #[test]
+    fn empty_variables_are_unset() {
+        let s = resolve(
+            SettingsFlags::default(),
+            &[
+                ("TORCH_COMPILED", ""),
+                ("CHRONOS_COMPILE", "1"),
+                ("CHRONOS_COMPILE_MODE", " "),
+            ],
+        )
+        .unwrap();
+        assert_eq!((s.mode, s.compile_mode), (Mode::Compiled, CompileMode::ReduceOverhead));
+        assert_eq!(
+            resolve(SettingsFlags::default(), &[("TORCH_COMPILED", "")])
+                .unwrap()
+                .mode,
+            Mode::Eager
+        );
+    }
+
+    /// Issue 17: `--threads 10000` is refused up front, naming the limit.
+    #[test]
+    fn too_many_threads_are_refused() {
+        let flags = SettingsFlags {
+            threads: Some(10_000),
+            ..SettingsFlags::default()
+        };
+        let err = resolve(flags, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("--threads 10000") && err.contains(&max_threads().to_string()),
+            "{err}"
+        );
+        let flags = SettingsFlags {
+            threads: Some(2),
+            ..SettingsFlags::default()
+        };
+        assert_eq!(resolve(flags, &[]).unwrap().threads, 2);
     }
 
     #[test]
@@ -300,10 +366,14 @@ mod tests {
                 .contains("tensorrt")
         );
         assert!(resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", "fp32")]).is_ok());
-        let err = resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", "bf16")])
+        for name in ["bf16", "bfloat16", "BFloat16"] {
+            let s = resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", name)]).unwrap();
+            assert_eq!(s.dtype, Precision::BFloat16);
+        }
+        let err = resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", "float16")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("only float32"), "{err}");
+        assert!(err.contains("use bfloat16"), "{err}");
         assert!(resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", "int4")]).is_err());
         let flags = SettingsFlags {
             mode: Some("fast".into()),

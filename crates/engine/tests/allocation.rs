@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chronos2::{Chronos2Model, Config, ModelInput, ModelOutput, RandomInit};
-use chronos2_engine::{CompileMode, CompiledModel};
+use chronos2_engine::{CompileOptions, CompiledModel, Pool, Precision};
 
 /// Counts allocations made while `COUNTING` is set, on every thread.
 struct Counting;
@@ -57,33 +57,35 @@ fn inputs() -> Vec<ModelInput> {
 
 #[test]
 fn warm_calls_allocate_nothing_and_plan_nothing() {
-    let eager = Arc::new(Chronos2Model::random(Config::tiny(), 5, RandomInit::Rerandomized));
-    let compiled = CompiledModel::new(
-        eager,
-        CompileMode::ReduceOverhead,
-        std::sync::Arc::new(chronos2_engine::Pool::new(2)),
-    );
-    let inputs = inputs();
-    let mut out = ModelOutput::empty();
-    // Warm-up: one call per bucket (builds plans, sizes `out`, starts the thread pool).
-    for input in &inputs {
-        compiled.forward_into(input, &mut out).unwrap();
-    }
-    let planned = compiled.stats().plans_built;
-    assert_eq!(planned, inputs.len());
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    for _ in 0..3 {
+    for precision in [Precision::Float32, Precision::BFloat16] {
+        let eager = Arc::new(Chronos2Model::random(Config::tiny(), 5, RandomInit::Rerandomized));
+        let options = CompileOptions {
+            precision,
+            ..CompileOptions::default()
+        };
+        let compiled = CompiledModel::with_options(eager, options, Arc::new(Pool::new(2)));
+        let inputs = inputs();
+        let mut out = ModelOutput::empty();
+        // Warm-up: one call per bucket (builds plans, sizes `out`).
         for input in &inputs {
             compiled.forward_into(input, &mut out).unwrap();
         }
+        let planned = compiled.stats().plans_built;
+        assert_eq!(planned, inputs.len());
+        ALLOCATIONS.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        for _ in 0..3 {
+            for input in &inputs {
+                compiled.forward_into(input, &mut out).unwrap();
+            }
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::SeqCst),
+            0,
+            "heap allocations during warm compiled calls in {precision:?}"
+        );
+        assert_eq!(compiled.stats().plans_built, planned, "a warm call built a plan");
+        assert!(!compiled.has_fallen_back());
     }
-    COUNTING.store(false, Ordering::SeqCst);
-    assert_eq!(
-        ALLOCATIONS.load(Ordering::SeqCst),
-        0,
-        "heap allocations during warm compiled calls"
-    );
-    assert_eq!(compiled.stats().plans_built, planned, "a warm call built a plan");
-    assert!(!compiled.has_fallen_back());
 }

@@ -7,11 +7,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chronos2::{Chronos2Model, Config, ModelInput, RandomInit};
-use chronos2_engine::{CompileMode, CompiledModel, Optimizations, Pool};
+use chronos2_engine::{CompileMode, CompileOptions, CompiledModel, Optimizations, Pool, Precision};
 use chronos2_testkit::{assert_within, check, fixture_dir, ReferenceCase};
 
 fn pool() -> Arc<Pool> {
     Arc::new(Pool::new(2))
+}
+
+fn options(mode: CompileMode, optimizations: Optimizations) -> CompileOptions {
+    CompileOptions {
+        mode,
+        optimizations,
+        ..CompileOptions::default()
+    }
 }
 
 /// Compiled (with `optimizations`) vs eager and vs the reference on every case in `cases`:
@@ -24,8 +32,11 @@ fn run_cases(
     let mut results = Vec::new();
     for case in ReferenceCase::all_in(cases) {
         let eager = Arc::new(Chronos2Model::load(model_dir(&case.model)).unwrap());
-        let compiled =
-            CompiledModel::with_optimizations(eager.clone(), CompileMode::ReduceOverhead, pool(), optimizations);
+        let compiled = CompiledModel::with_options(
+            eager.clone(),
+            options(CompileMode::ReduceOverhead, optimizations),
+            pool(),
+        );
         let input = case.input();
         let out = compiled.forward(&input).unwrap();
         assert!(
@@ -65,7 +76,7 @@ fn assert_parity(optimizations: Optimizations) {
 /// Five group layouts x two M x with/without known future covariates, against eager.
 fn every_group_layout_matches_eager(optimizations: Optimizations) {
     let eager = Arc::new(Chronos2Model::random(Config::tiny(), 11, RandomInit::Rerandomized));
-    let compiled = CompiledModel::with_optimizations(eager.clone(), CompileMode::Default, pool(), optimizations);
+    let compiled = CompiledModel::with_options(eager.clone(), options(CompileMode::Default, optimizations), pool());
     let rows: Vec<Vec<f32>> = (0..7)
         .map(|r| {
             (0..40 + 9 * r)
@@ -145,6 +156,98 @@ fn shared_future_tokens_alone_match_eager_and_reference() {
 #[test]
 fn trimmed_last_block_alone_matches_eager_and_reference() {
     assert_parity(only(|o| o.trimmed_last_block = true));
+}
+
+/// The planned executor in bf16 against the eager executor in bf16 (same roundings, plain
+/// products) on every fixture case: `(case, worst vs bf16 eager, worst bf16 eager vs f32
+/// eager)`, as fractions of the 1e-5 rule.
+fn bf16_results() -> Vec<(String, f64, f64)> {
+    let dir = fixture_dir();
+    let bf16 = CompileOptions {
+        precision: Precision::BFloat16,
+        ..CompileOptions::default()
+    };
+    let mut results = Vec::new();
+    for case in ReferenceCase::all_in(&dir.join("cases")) {
+        let model = Chronos2Model::load(dir.join("models").join(&case.model)).unwrap();
+        let input = case.input();
+        let f32_eager = model.forward(&input).unwrap();
+        let eager = model
+            .rounded_to_bf16()
+            .forward_in(&input, &Pool::new(2), Precision::BFloat16)
+            .unwrap();
+        let compiled = CompiledModel::with_options(Arc::new(model), bf16, pool());
+        let w = check(
+            &case.name,
+            &compiled.forward(&input).unwrap().quantile_preds,
+            &eager.quantile_preds,
+        );
+        let drift = check("bf16 vs f32", &eager.quantile_preds, &f32_eager.quantile_preds);
+        eprintln!(
+            "{:<40} bf16 compiled vs bf16 eager {w:.3} (bf16 eager vs f32 eager {drift:.1})",
+            case.name
+        );
+        results.push((case.name, w, drift));
+    }
+    results
+}
+
+/// Rule: within the f32 rule wherever bf16 itself moves the output by no more than a few
+/// allowances (the default-init model); where it moves it by hundreds (the O(1)
+/// re-randomised model amplifies every rounding), a value that the two executors reach by
+/// f32 sums differing in the last bit can round to neighbouring bf16 values, so the
+/// disagreement must stay below 15 % of the bf16 effect itself.
+#[test]
+fn bf16_planned_matches_bf16_eager() {
+    let results = bf16_results();
+    assert!(results.len() >= 20);
+    for (name, w, drift) in &results {
+        assert!(*w <= 1.0f64.max(0.15 * drift), "{name}: {w} (bf16 effect {drift})");
+        if name.starts_with("tiny-default") {
+            assert!(*w <= 1.0, "{name}: {w}");
+        }
+    }
+    // bf16 really computes in bf16: it moves the output of every case of the O(1) model.
+    assert!(results
+        .iter()
+        .filter(|(n, ..)| n.starts_with("tiny-random"))
+        .all(|(_, _, d)| *d > 10.0));
+}
+
+#[test]
+fn groups_wider_than_a_panel_match_eager() {
+    // 70 rows of different lengths (left padding masks keys) in a group of 45, one of 20,
+    // and 5 singletons: the group attention's packed K and Vᵀ span several panels.
+    let eager = Arc::new(Chronos2Model::random(Config::tiny(), 4, RandomInit::Rerandomized));
+    let compiled = CompiledModel::new(eager.clone(), CompileMode::ReduceOverhead, pool());
+    let rows: Vec<Vec<f32>> = (0..70)
+        .map(|r| {
+            (0..20 + r)
+                .map(|t| ((t + 3 * r) as f32 * 0.17).cos() * (1 + r % 5) as f32)
+                .collect()
+        })
+        .collect();
+    let ids: Vec<i64> = (0..70)
+        .map(|r| {
+            if r < 45 {
+                1
+            } else if r < 65 {
+                2
+            } else {
+                r as i64
+            }
+        })
+        .collect();
+    let input = ModelInput::from_rows(&rows)
+        .unwrap()
+        .with_group_ids(ids)
+        .with_output_patches(2);
+    let w = check(
+        "70 rows, groups of 45 and 20",
+        &compiled.forward(&input).unwrap().quantile_preds,
+        &eager.forward(&input).unwrap().quantile_preds,
+    );
+    assert!(w <= 1.0, "{w}");
 }
 
 #[test]

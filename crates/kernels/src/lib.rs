@@ -31,6 +31,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bf16;
 pub mod ops;
 pub mod packed;
 pub mod pool;

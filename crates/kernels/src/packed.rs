@@ -9,6 +9,7 @@
 //! Microkernels: AVX-512F (8 rows × 32 columns), AVX2+FMA (4 × 32), and a scalar fallback with
 //! the same signature, chosen once at runtime.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use crate::pool::Pool;
@@ -90,6 +91,11 @@ impl PackedWeight {
     /// Input width k.
     pub fn k(&self) -> usize {
         self.k
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
     }
 
     /// A borrowed view for [`linear`].
@@ -300,11 +306,11 @@ mod x86 {
     }
 }
 
-/// A raw pointer that may cross to a pool worker (each worker writes disjoint columns).
+/// A raw pointer that may cross to a pool worker (each worker writes a disjoint tile).
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: the pointer is only used to write disjoint column ranges of one output matrix
-// while the owning `&mut` borrow is held by `linear` (see there).
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the pointer is only used to write disjoint tiles of one output matrix while the
+// owning `&mut` borrow is held by the caller of `drive` (see there).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
@@ -312,8 +318,8 @@ unsafe impl Sync for SendPtr {}
 ///
 /// `x` rows have stride `ldx`, `y` rows stride `ldy` (both >= their widths). With
 /// `accumulate`, the product is added to `y` (a residual connection); the bias, if any, is
-/// added too. Panels are split over `pool` (one task per panel of [`NR`] columns) unless the
-/// product is too small to gain from it.
+/// added too. The work is split over `pool` (see [`drive`]) unless the product is too small
+/// to gain from it.
 ///
 /// # Panics
 /// If a slice is too short for its shape or the bias length is not n.
@@ -338,87 +344,140 @@ pub fn linear(
         return;
     }
     assert!(x.len() >= (m - 1) * ldx + k, "linear: x is too short for {m} x {k}");
+    let Isa { kernel, mr, .. } = *isa();
+    let tile = |r0: usize, rows: usize, panel: usize, p0: usize, kc: usize, out: *mut f32, acc: bool| {
+        // SAFETY: `drive` passes tiles inside the checked shapes: rows [r0, r0 + rows) of x
+        // (length checked above) and the slice [p0, p0 + kc) of a panel of w; `out` points to
+        // the tile's first element of y, written by this call alone.
+        unsafe {
+            kernel(
+                x.as_ptr().add(r0 * ldx + p0),
+                ldx,
+                w.data.as_ptr().add(panel * NR * k + p0 * NR),
+                kc,
+                out,
+                ldy,
+                rows,
+                NR.min(n - panel * NR),
+                acc,
+            );
+        }
+    };
+    drive(y, ldy, Shape { m, n, depth: k, slice: KC, mr }, bias, accumulate, pool, &tile);
+}
+
+/// Sizes of one blocked product for [`drive`]: `m x n` outputs over `depth` steps of the
+/// weight format (floats, or bf16 pairs), sliced `slice` steps at a time, `mr` rows per
+/// microkernel call.
+pub(crate) struct Shape {
+    pub m: usize,
+    pub n: usize,
+    pub depth: usize,
+    pub slice: usize,
+    pub mr: usize,
+}
+
+/// One microkernel call: rows `[r0, r0 + rows)`, panel `panel`, depth slice `[p0, p0 + kc)`,
+/// output tile starting at the pointer, accumulating into it or not.
+pub(crate) type Tile<'a> = dyn Fn(usize, usize, usize, usize, usize, *mut f32, bool) + Sync + 'a;
+
+/// Rows of x per cache block: `MC x KC` floats of x (128 KiB) stay in L2 while every panel's
+/// `KC x NR` slice (32 KiB) passes through L1.
+const MC: usize = 128;
+
+/// The blocked, parallel driver shared by every weight format. For each block of [`MC`]
+/// rows and each depth slice, every panel's slice meets the rows of the block (`tile`), then
+/// the bias is added. Many rows: each thread takes contiguous row blocks and every panel, so
+/// its block of x stays in its own cache while the weights stream past. Few rows: one
+/// contiguous run of panels per thread, each streaming neighbouring panels (one task per
+/// panel, interleaved between threads, measured 5-15 % slower on 32-row batches).
+///
+/// # Panics
+/// If `y` is too short for its shape or the bias length is not n.
+pub(crate) fn drive(
+    y: &mut [f32],
+    ldy: usize,
+    shape: Shape,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    pool: &Pool,
+    tile: &Tile<'_>,
+) {
+    let Shape { m, n, depth, .. } = shape;
     assert!(y.len() >= (m - 1) * ldy + n, "linear: y is too short for {m} x {n}");
     if let Some(b) = bias {
         assert_eq!(b.len(), n, "linear: bias length");
     }
     let panels = n.div_ceil(NR);
     let out = SendPtr(y.as_mut_ptr());
-    let run = |first: usize, last: usize| {
-        // SAFETY: `x`, `y` and the panels were bounds-checked above; each call writes only
-        // columns [first·NR, last·NR) ∩ [0, n) of y, and the ranges given to different threads
-        // are disjoint, so no element is written twice concurrently; `y`'s `&mut` borrow lives
-        // for the whole of `linear`.
-        unsafe { run_panels(out, ldy, x, ldx, m, w, bias, accumulate, first, last) };
+    let run = |rows: Range<usize>, panels: Range<usize>| {
+        // SAFETY: y was bounds-checked above; each call writes only the given rows and columns
+        // [panels.start·NR, panels.end·NR) ∩ [0, n) of y, the tiles given to different
+        // threads are disjoint, and y's `&mut` borrow lives for the whole call.
+        unsafe { run_tile(out, ldy, &shape, rows, panels, bias, accumulate, tile) };
     };
-    if pool.threads() == 1 || m * n * k < PARALLEL_MIN_FLOPS {
-        run(0, panels);
+    let threads = pool.threads();
+    if threads == 1 || m * n * depth < PARALLEL_MIN_FLOPS {
+        run(0..m, 0..panels);
+    } else if m >= 2 * MC * threads {
+        let blocks = m.div_ceil(MC);
+        let tasks = blocks.min(2 * threads);
+        pool.parallel_for(tasks, &|task| {
+            let (first, last) = (blocks * task / tasks, blocks * (task + 1) / tasks);
+            run(first * MC..(last * MC).min(m), 0..panels);
+        });
     } else {
-        // One contiguous run of panels per thread: each thread streams neighbouring panels
-        // (one task per panel, interleaved between threads, measured 5-15 % slower on 32-row
-        // batches, two runs per thread 6 %); a thread that is slow to start leaves its run to
-        // whichever thread is free first.
-        let tasks = panels.min(pool.threads());
-        pool.parallel_for(tasks, &|task| run(panels * task / tasks, panels * (task + 1) / tasks));
+        let tasks = panels.min(threads);
+        pool.parallel_for(tasks, &|task| run(0..m, panels * task / tasks..panels * (task + 1) / tasks));
     }
 }
 
-/// Computes the panels `[first, last)` of [`linear`].
+/// Computes rows `rows` x panels `panels` of [`drive`].
 ///
 /// # Safety
 /// `y` must point to a live `m x n` matrix with row stride `ldy` that nothing else reads or
-/// writes in these columns during the call; the other arguments were checked by `linear`.
+/// writes in this tile during the call; the other arguments were checked by `drive`.
 #[allow(clippy::too_many_arguments, reason = "the GEMM's state")]
-unsafe fn run_panels(
+unsafe fn run_tile(
     y: SendPtr,
     ldy: usize,
-    x: &[f32],
-    ldx: usize,
-    m: usize,
-    w: PackedRef<'_>,
+    shape: &Shape,
+    rows: Range<usize>,
+    panels: Range<usize>,
     bias: Option<&[f32]>,
     accumulate: bool,
-    first: usize,
-    last: usize,
+    tile: &Tile<'_>,
 ) {
-    let Isa { kernel, mr, .. } = *isa();
-    let (n, k) = (w.n, w.k);
-    for panel in first..last {
-        let col = panel * NR;
-        let cols = NR.min(n - col);
-        let panel_data = w.data.as_ptr().add(panel * NR * k);
+    let mut block = rows.start;
+    while block < rows.end {
+        let block_end = (block + MC).min(rows.end);
+        // At least one pass, so that depth 0 still writes (or keeps) the output.
         let mut p0 = 0;
-        while p0 < k.max(1) {
-            let kc = KC.min(k - p0);
-            let mut r0 = 0;
-            while r0 < m {
-                let rows = mr.min(m - r0);
-                kernel(
-                    x.as_ptr().add(r0 * ldx + p0),
-                    ldx,
-                    panel_data.add(p0 * NR),
-                    kc,
-                    y.0.add(r0 * ldy + col),
-                    ldy,
-                    rows,
-                    cols,
-                    accumulate || p0 > 0,
-                );
-                r0 += rows;
+        loop {
+            let kc = shape.slice.min(shape.depth - p0);
+            for panel in panels.clone() {
+                let mut r0 = block;
+                while r0 < block_end {
+                    let tile_rows = shape.mr.min(block_end - r0);
+                    tile(r0, tile_rows, panel, p0, kc, y.0.add(r0 * ldy + panel * NR), accumulate || p0 > 0);
+                    r0 += tile_rows;
+                }
             }
-            p0 += KC;
-            if k == 0 {
+            p0 += shape.slice;
+            if p0 >= shape.depth {
                 break;
             }
         }
         if let Some(b) = bias {
-            for r in 0..m {
-                let row = y.0.add(r * ldy + col);
-                for (j, &bj) in b[col..col + cols].iter().enumerate() {
-                    *row.add(j) += bj;
+            let columns = panels.start * NR..(panels.end * NR).min(shape.n);
+            for r in block..block_end {
+                let row = y.0.add(r * ldy);
+                for j in columns.clone() {
+                    *row.add(j) += b[j];
                 }
             }
         }
+        block = block_end;
     }
 }
 
@@ -441,6 +500,7 @@ mod tests {
             (1, 3072, 40),
             (13, 48, 100),
             (40, 256, 300),
+            (600, 300, 70),
         ];
         for &(m, k, n) in &shapes {
             let x = data(m * k, 1);

@@ -179,7 +179,7 @@ impl Pool {
     /// Splits `data` into chunks of `chunk` elements and calls `f(index, chunk)` for each. The
     /// chunks are handed out as one contiguous run per thread (neighbouring chunks stay on one
     /// thread, as their data is neighbouring too).
-    pub fn for_each_chunk(&self, data: &mut [f32], chunk: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    pub fn for_each_chunk<T: Send>(&self, data: &mut [T], chunk: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
         let chunk = chunk.max(1);
         let len = data.len();
         let chunks = len.div_ceil(chunk);
@@ -199,6 +199,46 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Runs `f(task, out, scratch)` for every task in `0..output.len() / out_len`: `out` is
+    /// the task's own `out_len` chunk of `output`; `scratch` is a `scratch_len` chunk of
+    /// `scratch` owned by the run executing the task. Tasks are split into
+    /// `scratch.len() / scratch_len` contiguous runs (so that many tasks share little
+    /// scratch), claimed as [`parallel_for`](Self::parallel_for) claims.
+    ///
+    /// # Panics
+    /// If `scratch` holds no run (`scratch.len() < scratch_len`) while there are tasks.
+    pub fn for_each_task_with_scratch(
+        &self,
+        output: &mut [f32],
+        out_len: usize,
+        scratch: &mut [f32],
+        scratch_len: usize,
+        f: &(dyn Fn(usize, &mut [f32], &mut [f32]) + Sync),
+    ) {
+        let out_len = out_len.max(1);
+        let tasks = output.len() / out_len;
+        if tasks == 0 {
+            return;
+        }
+        let runs = (scratch.len() / scratch_len.max(1)).min(tasks);
+        assert!(runs > 0, "for_each_task_with_scratch: scratch holds no run");
+        let (out_base, scratch_base) = (SharedSlice(output.as_mut_ptr()), SharedSlice(scratch.as_mut_ptr()));
+        self.parallel_for(runs, &|run| {
+            // SAFETY: each run owns its scratch chunk `[run·scratch_len, (run+1)·scratch_len)`
+            // (inside `scratch`, runs < scratch.len() / scratch_len), each task its output chunk
+            // (inside `output`), each task is in exactly one run and each run runs once; both
+            // unique borrows are held for the whole call.
+            let area = unsafe { std::slice::from_raw_parts_mut(scratch_base.get().add(run * scratch_len), scratch_len) };
+            for task in tasks * run / runs..tasks * (run + 1) / runs {
+                // SAFETY: as above.
+                let out = unsafe { std::slice::from_raw_parts_mut(out_base.get().add(task * out_len), out_len) };
+                f(task, out, area);
+            }
+        });
+    }
+}
+
 /// Claims and runs tasks of the current job until the counter passes `tasks`.
 fn claim_tasks(shared: &Shared, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
     loop {
@@ -211,14 +251,20 @@ fn claim_tasks(shared: &Shared, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
 }
 
 /// A slice base pointer shared with the tasks of one [`Pool::for_each_chunk`] call.
-#[derive(Clone, Copy)]
-struct SharedSlice(*mut f32);
-// SAFETY: each task derives a disjoint sub-slice from it (see `for_each_chunk`).
-unsafe impl Send for SharedSlice {}
-unsafe impl Sync for SharedSlice {}
+struct SharedSlice<T>(*mut T);
+impl<T> Clone for SharedSlice<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedSlice<T> {}
+// SAFETY: each task derives a disjoint sub-slice from it (see `for_each_chunk`), and the
+// elements may be sent to another thread (`T: Send`).
+unsafe impl<T: Send> Send for SharedSlice<T> {}
+unsafe impl<T: Send> Sync for SharedSlice<T> {}
 
-impl SharedSlice {
-    fn get(self) -> *mut f32 {
+impl<T> SharedSlice<T> {
+    fn get(self) -> *mut T {
         self.0
     }
 }
@@ -330,6 +376,20 @@ mod tests {
         });
         for (i, v) in data.iter().enumerate() {
             assert_eq!(*v, 1.0 + (i / 10) as f32);
+        }
+    }
+
+    #[test]
+    fn tasks_get_their_own_output_and_a_run_of_scratch() {
+        let pool = Pool::new(2);
+        let mut out = vec![0.0f32; 10 * 3];
+        let mut scratch = vec![0.0f32; 4 * 5];
+        pool.for_each_task_with_scratch(&mut out, 3, &mut scratch, 5, &|task, out, scratch| {
+            scratch.fill(task as f32);
+            out.fill(task as f32 + scratch[4]);
+        });
+        for (i, v) in out.iter().enumerate() {
+            assert_eq!(*v, 2.0 * (i / 3) as f32);
         }
     }
 

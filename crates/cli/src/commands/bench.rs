@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use chronos2_backtest::report::write_atomic;
 use chronos2_backtest::table::Table;
 use chronos2_bench::{
     gemm_rate, model_flops, peak_rss_bytes, run_case, run_for, shape_case, CaseResult, DurationResult, MachineInfo,
@@ -30,7 +31,8 @@ pub struct Args {
     /// Run `eager`, `compiled` or `both` (overrides --mode).
     #[arg(long, default_value = "both")]
     modes: String,
-    /// Shape cases: A (1 x 512, h16), B (1 x 2048, h64), C (32 x 512, h16), D (4-variate group x 512, h16).
+    /// Shape cases: A (1 x 512, h16), B (1 x 2048, h64), C (32 x 512, h16), D (4-variate group x 512, h16),
+    /// E (256 x 512, h16), F (one group of 256 rows x 512, h16), G (1 x 8192, h16).
     #[arg(long, default_value = "A,B,C,D")]
     cases: String,
     /// Draw the inputs from this CSV's close prices instead of a synthetic series.
@@ -107,19 +109,73 @@ struct Report {
     modes: Vec<ModeReport>,
 }
 
+/// Longest `--duration`: one day.
+const MAX_DURATION_S: f64 = 86_400.0;
+
+/// Largest `--gemm-size`: its three f32 matrices take 3 · n² · 4 bytes (768 MiB at 8192).
+const MAX_GEMM_SIZE: usize = 8192;
+
 fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();
+    let unreadable = || format!("cannot read --duration `{text}`; expected a positive time like 60s, 2m or 500ms");
     let (number, unit) = text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
-    let value: f64 = number
-        .parse()
-        .with_context(|| format!("cannot read --duration `{text}`; expected e.g. 60s or 2m"))?;
+    let value: f64 = number.trim().parse().with_context(unreadable)?;
     let seconds = match unit {
         "" | "s" => value,
         "m" | "min" => value * 60.0,
         "ms" => value / 1e3,
-        _ => bail!("cannot read --duration `{text}`; expected e.g. 60s or 2m"),
+        _ => bail!(unreadable()),
     };
+    if !(seconds > 0.0 && seconds <= MAX_DURATION_S) {
+        bail!("--duration `{text}` must be more than 0 and at most {MAX_DURATION_S} s (one day)");
+    }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Checks the flags that do not need the model.
+fn check_args(args: &Args) -> Result<()> {
+    if args.gemm_size == 0 || args.gemm_size > MAX_GEMM_SIZE {
+        let bytes = 12.0 * (args.gemm_size as f64).powi(2);
+        bail!(
+            "--gemm-size must be between 1 and {MAX_GEMM_SIZE}, found {} (it would need {:.1} GB)",
+            args.gemm_size,
+            bytes / 1e9
+        );
+    }
+    if args.runs == 0 {
+        bail!("--runs must be at least 1: with no timed call there is no latency to report");
+    }
+    if let Some(text) = &args.duration {
+        parse_duration(text)?;
+    }
+    if args.context == 0 || args.horizon == 0 {
+        bail!(
+            "--context and --horizon must be at least 1, found {} and {}",
+            args.context,
+            args.horizon
+        );
+    }
+    Ok(())
+}
+
+/// Checks `--context` and `--horizon` of a `--duration` run against the model: a benchmark
+/// call is one forward pass, so the horizon must fit one.
+fn check_live_shape(args: &Args, config: &chronos2::Config) -> Result<()> {
+    if args.context > config.context_length {
+        bail!(
+            "--context {} is more than the model's context length {}",
+            args.context,
+            config.context_length
+        );
+    }
+    if args.horizon > config.max_horizon() {
+        bail!(
+            "--horizon {} is more than one forward pass of this model produces ({}); a benchmark call is one pass",
+            args.horizon,
+            config.max_horizon()
+        );
+    }
+    Ok(())
 }
 
 /// Close prices of every series in `path`.
@@ -140,19 +196,21 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
     let mut duration = None;
     if let Some(text) = &args.duration {
         let length = parse_duration(text)?;
-        let longest = series.iter().map(Vec::len).max().unwrap_or(0);
-        if longest <= args.context + 1 {
+        check_live_shape(args, &config)?;
+        // Only series long enough to draw a window from.
+        let series: Vec<&Vec<f32>> = series.iter().filter(|s| s.len() > args.context + 1).collect();
+        if series.is_empty() {
             bail!(
                 "--duration needs --data with more than {} bars (the context) to draw windows from",
-                args.context
+                args.context + 1
             );
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let contexts = [args.context, args.context * 3 / 4, args.context / 2];
+        let contexts = [args.context, (args.context * 3 / 4).max(1), (args.context / 2).max(1)];
         let result = run_for(
             engine,
             |i| {
-                let s = &series[rng.gen_range(0..series.len())];
+                let s = series[rng.gen_range(0..series.len())];
                 let context = if args.vary_shapes {
                     contexts[i % contexts.len()]
                 } else {
@@ -202,10 +260,11 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
+    check_args(args)?;
     let cases: Vec<ShapeCase> = args
         .cases
         .split(',')
-        .map(|name| shape_case(name.trim()).with_context(|| format!("unknown case `{name}`; expected A, B, C or D")))
+        .map(|name| shape_case(name.trim()).with_context(|| format!("unknown case `{name}`; expected one of A to G")))
         .collect::<Result<_>>()?;
     let modes: Vec<&str> = match args.modes.as_str() {
         "both" => vec!["eager", "compiled"],
@@ -235,13 +294,34 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     };
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &args.out {
-        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+        write_atomic(path, text.as_bytes())?;
     }
     match args.format {
         Format::Json => writeln!(out, "{text}")?,
         Format::Table => write_table(&report, out)?,
     }
+    let (failed, calls) = failed_calls(&report);
+    if failed > 0 {
+        bail!("{failed} of {calls} timed calls failed or gave non-finite values (see the report above); these figures do not measure a working engine");
+    }
     Ok(())
+}
+
+/// Timed calls that failed or gave a non-finite output, and all timed calls, over the report.
+fn failed_calls(report: &Report) -> (usize, usize) {
+    let mut failed = 0;
+    let mut calls = 0;
+    for mode in &report.modes {
+        for case in &mode.cases {
+            failed += case.result.errors + case.result.non_finite;
+            calls += case.result.steady_ms.count;
+        }
+        if let Some(d) = &mode.duration {
+            failed += d.errors + d.non_finite;
+            calls += d.calls;
+        }
+    }
+    (failed, calls)
 }
 
 fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
@@ -330,4 +410,21 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    /// Issue 17: `--duration -1s` and `1e20s` used to panic inside `Duration`.
+    #[test]
+    fn durations_are_positive_and_bounded() {
+        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        for bad in ["-1s", "1e20s", "100000000000000000000s", "0s", "NaNs", "inf", "1e400", "-0.5m"] {
+            let msg = parse_duration(bad).unwrap_err().to_string();
+            assert!(msg.contains("--duration"), "{bad}: {msg}");
+        }
+        assert!(parse_duration("1x").unwrap_err().to_string().contains("cannot read"));
+    }
 }

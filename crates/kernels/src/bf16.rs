@@ -1,0 +1,507 @@
+//! bfloat16 linear layers: weights packed once in bf16 (half the memory and half the weight
+//! traffic of f32), activations rounded to bf16 per product, products summed in f32.
+//!
+//! Both operands hold bf16 values in pairs along k: a `u32` carries `(v[2q], v[2q+1])`, the
+//! even element in the low half. Packed weights are panels of [`NR`](crate::packed::NR)
+//! columns, pair-major (`panel[q][NR]`), zero-padded past `n` and, for odd k, past k.
+//! Microkernels, chosen once at run time:
+//!
+//! * AVX512_BF16: `VDPBF16PS` multiplies the bf16 pairs and adds both products to f32 lanes;
+//! * AVX-512F and AVX2+FMA: the pairs are widened to f32 (a shift) and multiplied with FMAs;
+//! * scalar: the same widening, one lane at a time (the reference for the others).
+//!
+//! Every bf16 × bf16 product is exact in f32; kernels differ only in the order and rounding of
+//! the sums, i.e. within f32 rounding of each other.
+
+use std::sync::OnceLock;
+
+use crate::packed::{drive, Shape, NR};
+use crate::pool::Pool;
+
+/// Rounds `x` to the nearest bfloat16 (ties to even), as its bit pattern. NaN stays NaN.
+pub fn to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    let rounding = 0x7FFF + ((bits >> 16) & 1);
+    (bits.wrapping_add(rounding) >> 16) as u16
+}
+
+/// The f32 value of a bfloat16 bit pattern (exact).
+pub fn from_bf16(b: u16) -> f32 {
+    f32::from_bits(u32::from(b) << 16)
+}
+
+/// `x` rounded to bf16 precision, as f32 (what the bf16 path computes with).
+pub fn round_bf16(x: f32) -> f32 {
+    from_bf16(to_bf16(x))
+}
+
+/// Pairs per row for depth `k`.
+pub fn pairs(k: usize) -> usize {
+    k.div_ceil(2)
+}
+
+/// Number of `u32` words a packed bf16 `[n, k]` matrix occupies.
+pub fn packed_bf16_len(n: usize, k: usize) -> usize {
+    n.div_ceil(NR) * NR * pairs(k)
+}
+
+fn pair(lo: f32, hi: f32) -> u32 {
+    u32::from(to_bf16(lo)) | (u32::from(to_bf16(hi)) << 16)
+}
+
+/// Rounds the `m x k` matrix `x` (row stride `ldx`) to bf16 pairs in `out` (`m x pairs(k)`,
+/// dense), zero-padding odd k; rows split over `pool`.
+///
+/// # Panics
+/// If a slice is too short.
+pub fn to_bf16_pairs(x: &[f32], ldx: usize, m: usize, k: usize, out: &mut [u32], pool: &Pool) {
+    let kp = pairs(k).max(1);
+    assert!(out.len() >= m * kp, "to_bf16_pairs: output too short");
+    assert!(m == 0 || x.len() >= (m - 1) * ldx + k, "to_bf16_pairs: input too short");
+    let rows_per_chunk = 64;
+    pool.for_each_chunk(&mut out[..m * kp], rows_per_chunk * kp, &|chunk, part| {
+        for (i, row_out) in part.chunks_exact_mut(kp).enumerate() {
+            let r = chunk * rows_per_chunk + i;
+            let row = &x[r * ldx..r * ldx + k];
+            for (q, slot) in row_out.iter_mut().enumerate() {
+                *slot = pair(row[2 * q], row.get(2 * q + 1).copied().unwrap_or(0.0));
+            }
+        }
+    });
+}
+
+/// A `[n, k]` weight matrix rounded to bf16 and packed for [`linear_bf16`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedBf16 {
+    data: Vec<u32>,
+    n: usize,
+    k: usize,
+}
+
+impl PackedBf16 {
+    /// Rounds and packs a row-major `[n, k]` weight.
+    ///
+    /// # Panics
+    /// If `weight` is shorter than `n * k`.
+    pub fn new(weight: &[f32], n: usize, k: usize) -> Self {
+        assert!(weight.len() >= n * k, "PackedBf16: weight too short");
+        let kp = pairs(k);
+        let mut data = vec![0u32; packed_bf16_len(n, k)];
+        for (panel, chunk) in data.chunks_exact_mut(NR * kp.max(1)).enumerate() {
+            for c in 0..NR.min(n - panel * NR) {
+                let row = &weight[(panel * NR + c) * k..][..k];
+                for q in 0..kp {
+                    chunk[q * NR + c] = pair(row[2 * q], row.get(2 * q + 1).copied().unwrap_or(0.0));
+                }
+            }
+        }
+        Self { data, n, k }
+    }
+
+    /// Output features n.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input features k.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<u32>()
+    }
+}
+
+/// Depth slice in pairs: a `128 x NR` panel slice of pairs (16 KiB) stays in L1.
+const KC_PAIRS: usize = 128;
+
+/// `y[m, n] (+)= x · Wᵀ (+ bias)` with `x` given as bf16 pairs (`m x pairs(k)`, row stride
+/// `ldx` in pairs, from [`to_bf16_pairs`]) and W packed in bf16; sums in f32. Split over `pool`
+/// as [`linear`](crate::packed::linear).
+///
+/// # Panics
+/// If a slice is too short for its shape or the bias length is not n.
+#[allow(clippy::too_many_arguments, reason = "a strided GEMM with its options")]
+pub fn linear_bf16(
+    y: &mut [f32],
+    ldy: usize,
+    x: &[u32],
+    ldx: usize,
+    m: usize,
+    w: &PackedBf16,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    pool: &Pool,
+) {
+    let (n, kp) = (w.n, pairs(w.k));
+    assert!(ldx >= kp && ldy >= n, "linear_bf16: strides smaller than widths");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(x.len() >= (m - 1) * ldx + kp, "linear_bf16: x is too short for {m} rows");
+    let Bf16Isa { kernel, mr, .. } = *isa();
+    let tile = |r0: usize, rows: usize, panel: usize, q0: usize, kc: usize, out: *mut f32, acc: bool| {
+        // SAFETY: `drive` passes tiles inside the checked shapes: rows [r0, r0 + rows) of x
+        // and the pair slice [q0, q0 + kc) of a panel of w; `out` is the tile's first element
+        // of y, written by this call alone; `isa()` returns only kernels this CPU runs.
+        unsafe {
+            kernel(
+                x.as_ptr().add(r0 * ldx + q0),
+                ldx,
+                w.data.as_ptr().add(panel * NR * kp + q0 * NR),
+                kc,
+                out,
+                ldy,
+                rows,
+                NR.min(n - panel * NR),
+                acc,
+            );
+        }
+    };
+    let shape = Shape {
+        m,
+        n,
+        depth: kp,
+        slice: KC_PAIRS,
+        mr,
+    };
+    drive(y, ldy, shape, bias, accumulate, pool, &tile);
+}
+
+type Kernel = unsafe fn(*const u32, usize, *const u32, usize, *mut f32, usize, usize, usize, bool);
+
+/// A bf16 microkernel and its row count.
+#[derive(Clone, Copy)]
+pub struct Bf16Isa {
+    kernel: Kernel,
+    mr: usize,
+    /// The instruction set, e.g. `avx512bf16`.
+    pub name: &'static str,
+}
+
+/// Every bf16 microkernel this CPU can run, fastest first (the scalar one always last).
+pub fn available() -> Vec<Bf16Isa> {
+    let mut all = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bf16") && std::arch::is_x86_feature_detected!("avx512f") {
+            all.push(Bf16Isa {
+                kernel: x86::kernel_dpbf16,
+                mr: 8,
+                name: "avx512bf16",
+            });
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            all.push(Bf16Isa {
+                kernel: x86::kernel_avx512_widen,
+                mr: 8,
+                name: "avx512f (widening)",
+            });
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            all.push(Bf16Isa {
+                kernel: x86::kernel_avx2_widen,
+                mr: 4,
+                name: "avx2+fma (widening)",
+            });
+        }
+    }
+    all.push(Bf16Isa {
+        kernel: kernel_scalar,
+        mr: 4,
+        name: "scalar (widening)",
+    });
+    all
+}
+
+fn isa() -> &'static Bf16Isa {
+    static ISA: OnceLock<Bf16Isa> = OnceLock::new();
+    ISA.get_or_init(|| available()[0])
+}
+
+/// The bf16 instruction set the planned executor uses on this machine.
+pub fn isa_name() -> &'static str {
+    isa().name
+}
+
+/// The scalar widening microkernel (reference for the SIMD ones).
+///
+/// # Safety
+/// `a` readable for `rows` rows of `kp` pairs at stride `lda`, `panel` for `kp * NR` pairs,
+/// `c` writable for `rows` rows of `cols <= NR` values at stride `ldc`.
+#[allow(clippy::too_many_arguments, reason = "the microkernel ABI")]
+unsafe fn kernel_scalar(
+    a: *const u32,
+    lda: usize,
+    panel: *const u32,
+    kp: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    let lo = |p: u32| f32::from_bits(p << 16);
+    let hi = |p: u32| f32::from_bits(p & 0xFFFF_0000);
+    for r in 0..rows {
+        let mut acc = [0.0f32; NR];
+        for q in 0..kp {
+            let x = *a.add(r * lda + q);
+            for (j, slot) in acc.iter_mut().enumerate() {
+                let w = *panel.add(q * NR + j);
+                *slot = lo(x).mul_add(lo(w), *slot);
+                *slot = hi(x).mul_add(hi(w), *slot);
+            }
+        }
+        for (j, &v) in acc.iter().enumerate().take(cols) {
+            let out = c.add(r * ldc + j);
+            *out = if accumulate { *out + v } else { v };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::NR;
+    use std::arch::x86_64::*;
+
+    /// Stores 8 rows of two 16-lane accumulators into `c` (masked to `cols`, added to what is
+    /// there with `accumulate`).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_avx512(acc: &[[__m512; 2]; 8], c: *mut f32, ldc: usize, rows: usize, cols: usize, accumulate: bool) {
+        let mask0: __mmask16 = if cols >= 16 { 0xFFFF } else { ((1u32 << cols) - 1) as u16 };
+        let mask1: __mmask16 = if cols >= 32 {
+            0xFFFF
+        } else if cols > 16 {
+            ((1u32 << (cols - 16)) - 1) as u16
+        } else {
+            0
+        };
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            let out = c.add(r * ldc);
+            let (mut v0, mut v1) = (row[0], row[1]);
+            if accumulate {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask0, out));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask1, out.add(16)));
+            }
+            _mm512_mask_storeu_ps(out, mask0, v0);
+            _mm512_mask_storeu_ps(out.add(16), mask1, v1);
+        }
+    }
+
+    /// AVX512_BF16 microkernel, up to 8 rows x 32 columns: `VDPBF16PS` per pair.
+    ///
+    /// # Safety
+    /// As [`super::kernel_scalar`], and the CPU must support AVX-512F and AVX512_BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[allow(clippy::too_many_arguments, reason = "the microkernel ABI")]
+    pub(super) unsafe fn kernel_dpbf16(
+        a: *const u32,
+        lda: usize,
+        panel: *const u32,
+        kp: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        for q in 0..kp {
+            let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(panel.add(q * NR).cast()));
+            let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(panel.add(q * NR + 16).cast()));
+            for (r, row) in acc.iter_mut().enumerate().take(rows) {
+                let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r * lda + q) as i32));
+                row[0] = _mm512_dpbf16_ps(row[0], x, w0);
+                row[1] = _mm512_dpbf16_ps(row[1], x, w1);
+            }
+        }
+        store_avx512(&acc, c, ldc, rows, cols, accumulate);
+    }
+
+    /// AVX-512F widening microkernel, up to 8 rows x 32 columns.
+    ///
+    /// # Safety
+    /// As [`super::kernel_scalar`], and the CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments, reason = "the microkernel ABI")]
+    pub(super) unsafe fn kernel_avx512_widen(
+        a: *const u32,
+        lda: usize,
+        panel: *const u32,
+        kp: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let high = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        for q in 0..kp {
+            let p0 = _mm512_loadu_si512(panel.add(q * NR).cast());
+            let p1 = _mm512_loadu_si512(panel.add(q * NR + 16).cast());
+            let w = [
+                (_mm512_castsi512_ps(_mm512_slli_epi32::<16>(p0)), _mm512_castsi512_ps(_mm512_and_si512(p0, high))),
+                (_mm512_castsi512_ps(_mm512_slli_epi32::<16>(p1)), _mm512_castsi512_ps(_mm512_and_si512(p1, high))),
+            ];
+            for (r, row) in acc.iter_mut().enumerate().take(rows) {
+                let x = *a.add(r * lda + q);
+                let (x_lo, x_hi) = (
+                    _mm512_set1_ps(f32::from_bits(x << 16)),
+                    _mm512_set1_ps(f32::from_bits(x & 0xFFFF_0000)),
+                );
+                for (slot, &(w_lo, w_hi)) in row.iter_mut().zip(&w) {
+                    *slot = _mm512_fmadd_ps(x_lo, w_lo, *slot);
+                    *slot = _mm512_fmadd_ps(x_hi, w_hi, *slot);
+                }
+            }
+        }
+        store_avx512(&acc, c, ldc, rows, cols, accumulate);
+    }
+
+    /// AVX2+FMA widening microkernel, up to 4 rows x 32 columns.
+    ///
+    /// # Safety
+    /// As [`super::kernel_scalar`], and the CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments, reason = "the microkernel ABI")]
+    pub(super) unsafe fn kernel_avx2_widen(
+        a: *const u32,
+        lda: usize,
+        panel: *const u32,
+        kp: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let high = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+        let mut acc = [[_mm256_setzero_ps(); 4]; 4];
+        for q in 0..kp {
+            let mut w = [(_mm256_setzero_ps(), _mm256_setzero_ps()); 4];
+            for (i, slot) in w.iter_mut().enumerate() {
+                let p = _mm256_loadu_si256(panel.add(q * NR + 8 * i).cast());
+                *slot = (
+                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(p)),
+                    _mm256_castsi256_ps(_mm256_and_si256(p, high)),
+                );
+            }
+            for (r, row) in acc.iter_mut().enumerate().take(rows) {
+                let x = *a.add(r * lda + q);
+                let (x_lo, x_hi) = (
+                    _mm256_set1_ps(f32::from_bits(x << 16)),
+                    _mm256_set1_ps(f32::from_bits(x & 0xFFFF_0000)),
+                );
+                for (slot, &(w_lo, w_hi)) in row.iter_mut().zip(&w) {
+                    *slot = _mm256_fmadd_ps(x_lo, w_lo, *slot);
+                    *slot = _mm256_fmadd_ps(x_hi, w_hi, *slot);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            let mut tmp = [0.0f32; NR];
+            for (q, &v) in row.iter().enumerate() {
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * q), v);
+            }
+            let out = c.add(r * ldc);
+            for (j, &v) in tmp.iter().enumerate().take(cols) {
+                *out.add(j) = if accumulate { *out.add(j) + v } else { v };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::pseudo_random as data;
+
+    #[test]
+    fn rounding_is_to_nearest_even() {
+        assert_eq!(to_bf16(1.0), 0x3F80);
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1.0).
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3F80);
+        // 1 + 3·2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: ties to even (1 + 2^-6).
+        assert_eq!(round_bf16(1.0 + 3.0 / 256.0), 1.0 + 1.0 / 64.0);
+        assert!(round_bf16(f32::NAN).is_nan());
+        assert_eq!(round_bf16(-2.5), -2.5);
+    }
+
+    /// The plain answer: bf16-rounded operands, products and sums in f64.
+    fn expected(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; m * n];
+        for r in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|p| f64::from(round_bf16(x[r * k + p])) * f64::from(round_bf16(w[j * k + p])))
+                    .sum();
+                y[r * n + j] = dot as f32;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn every_kernel_on_this_machine_matches_the_rounded_product() {
+        // Odd k (padding), tails in every dimension, several depth slices, many rows.
+        for &(m, k, n) in &[(1, 1, 1), (5, 7, 33), (9, 300, 40), (300, 64, 70)] {
+            let (x, w) = (data(m * k, 11), data(n * k, 12));
+            let packed = PackedBf16::new(&w, n, k);
+            let mut pairs_x = vec![0u32; m * pairs(k)];
+            to_bf16_pairs(&x, k, m, k, &mut pairs_x, &Pool::new(2));
+            let want = expected(&x, &w, m, n, k);
+            for isa in available() {
+                let mut got = vec![0.0f32; m * n];
+                let kp = pairs(k);
+                for r0 in (0..m).step_by(isa.mr) {
+                    let rows = isa.mr.min(m - r0);
+                    for panel in 0..n.div_ceil(NR) {
+                        // SAFETY: the buffers have exactly the shapes passed; `available`
+                        // lists only kernels this CPU runs.
+                        unsafe {
+                            (isa.kernel)(
+                                pairs_x.as_ptr().add(r0 * kp),
+                                kp,
+                                packed.data.as_ptr().add(panel * NR * kp),
+                                kp,
+                                got.as_mut_ptr().add(r0 * n + panel * NR),
+                                n,
+                                rows,
+                                NR.min(n - panel * NR),
+                                false,
+                            )
+                        };
+                    }
+                }
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{} {m}x{k}x{n} [{i}]: {a} vs {b}", isa.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_parallel_product_adds_bias_and_accumulates() {
+        let (m, k, n) = (700, 96, 50);
+        let (x, w, bias) = (data(m * k, 1), data(n * k, 2), data(n, 3));
+        let packed = PackedBf16::new(&w, n, k);
+        let mut pairs_x = vec![0u32; m * pairs(k)];
+        to_bf16_pairs(&x, k, m, k, &mut pairs_x, &Pool::new(2));
+        let init = data(m * n, 4);
+        let mut y = init.clone();
+        linear_bf16(&mut y, n, &pairs_x, pairs(k), m, &packed, Some(&bias), true, &Pool::new(2));
+        let want = expected(&x, &w, m, n, k);
+        for i in 0..m * n {
+            let e = init[i] + want[i] + bias[i % n];
+            assert!((y[i] - e).abs() <= 1e-5 * (1.0 + e.abs()), "[{i}]: {} vs {e}", y[i]);
+        }
+        assert_eq!(packed.bytes(), n.div_ceil(NR) * NR * pairs(k) * 4);
+    }
+}
