@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 
 use crate::packed::{drive, Shape, NR};
 use crate::pool::Pool;
+use crate::IsaLevel;
 
 /// Rounds `x` to the nearest bfloat16 (ties to even), as its bit pattern. NaN stays NaN.
 pub fn to_bf16(x: f32) -> u16 {
@@ -186,24 +187,29 @@ pub struct Bf16Isa {
 
 /// Every bf16 microkernel this CPU can run, fastest first (the scalar one always last).
 pub fn available() -> Vec<Bf16Isa> {
+    available_up_to(IsaLevel::detected())
+}
+
+/// The bf16 microkernels up to `level`, fastest first.
+fn available_up_to(level: IsaLevel) -> Vec<Bf16Isa> {
     let mut all = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512bf16") && std::arch::is_x86_feature_detected!("avx512f") {
+        if level >= IsaLevel::Avx512Bf16 {
             all.push(Bf16Isa {
                 kernel: x86::kernel_dpbf16,
                 mr: 8,
                 name: "avx512bf16",
             });
         }
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if level >= IsaLevel::Avx512 {
             all.push(Bf16Isa {
                 kernel: x86::kernel_avx512_widen,
                 mr: 8,
                 name: "avx512f (widening)",
             });
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if level >= IsaLevel::Avx2 {
             all.push(Bf16Isa {
                 kernel: x86::kernel_avx2_widen,
                 mr: 4,
@@ -221,7 +227,7 @@ pub fn available() -> Vec<Bf16Isa> {
 
 fn isa() -> &'static Bf16Isa {
     static ISA: OnceLock<Bf16Isa> = OnceLock::new();
-    ISA.get_or_init(|| available()[0])
+    ISA.get_or_init(|| available_up_to(IsaLevel::active())[0])
 }
 
 /// The bf16 instruction set the planned executor uses on this machine.

@@ -38,6 +38,72 @@ pub mod pool;
 
 use pool::Pool;
 
+/// The highest instruction-set level the kernels may use: what the CPU has, capped by the
+/// `CHRONOS2_ISA` variable (`avx512bf16`, `avx512`, `avx2`, `scalar`), which lets one machine
+/// run, test and time the code paths of smaller ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IsaLevel {
+    /// Portable Rust, no SIMD intrinsics.
+    Scalar,
+    /// AVX2 with FMA.
+    Avx2,
+    /// AVX-512F.
+    Avx512,
+    /// AVX-512F with AVX512_BF16 (`VDPBF16PS`).
+    Avx512Bf16,
+}
+
+impl IsaLevel {
+    /// What this CPU supports.
+    pub fn detected() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bf16") {
+                return Self::Avx512Bf16;
+            }
+            if has!("avx512f") {
+                return Self::Avx512;
+            }
+            if has!("avx2") && has!("fma") {
+                return Self::Avx2;
+            }
+        }
+        Self::Scalar
+    }
+
+    /// The level the kernels use: [`detected`](Self::detected), capped by `CHRONOS2_ISA`
+    /// (an unknown value is ignored with a warning; a level above the CPU's is capped at it).
+    pub fn active() -> Self {
+        static ACTIVE: std::sync::OnceLock<IsaLevel> = std::sync::OnceLock::new();
+        *ACTIVE.get_or_init(|| {
+            let detected = Self::detected();
+            match std::env::var("CHRONOS2_ISA").ok().as_deref().map(str::trim) {
+                None | Some("") => detected,
+                Some(name) => match Self::parse(name) {
+                    Some(cap) => cap.min(detected),
+                    None => {
+                        eprintln!(
+                            "warning: CHRONOS2_ISA={name:?} is not one of avx512bf16, avx512, avx2, scalar; using {detected:?}"
+                        );
+                        detected
+                    }
+                },
+            }
+        })
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "avx512bf16" | "avx512_bf16" => Some(Self::Avx512Bf16),
+            "avx512" | "avx512f" => Some(Self::Avx512),
+            "avx2" => Some(Self::Avx2),
+            "scalar" => Some(Self::Scalar),
+            _ => None,
+        }
+    }
+}
+
 /// A read-only strided view of an `rows x cols` f32 matrix inside a slice.
 ///
 /// Element `(i, j)` lives at `data[i * row_stride + j * col_stride]`.

@@ -143,16 +143,17 @@ struct Isa {
 fn isa() -> &'static Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     ISA.get_or_init(|| {
+        let level = crate::IsaLevel::active();
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if level >= crate::IsaLevel::Avx512 {
                 return Isa {
                     kernel: x86::kernel_avx512,
                     mr: 8,
                     name: "avx512f",
                 };
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if level >= crate::IsaLevel::Avx2 {
                 return Isa {
                     kernel: x86::kernel_avx2,
                     mr: 4,
@@ -160,6 +161,7 @@ fn isa() -> &'static Isa {
                 };
             }
         }
+        let _ = level;
         Isa {
             kernel: kernel_scalar,
             mr: 4,
@@ -562,12 +564,33 @@ mod tests {
         let mut expected = vec![0.0f32; m * n];
         // SAFETY: the buffers have exactly the shapes passed.
         unsafe { kernel_scalar(x.as_ptr(), k, w.data.as_ptr(), k, expected.as_mut_ptr(), n, 4, n, false) };
-        let mut actual = vec![0.0f32; m * n];
-        let Isa { kernel, .. } = *isa();
-        // SAFETY: as above; `isa()` only returns kernels this CPU supports.
-        unsafe { kernel(x.as_ptr(), k, w.data.as_ptr(), k, actual.as_mut_ptr(), n, 4, n, false) };
-        for (a, b) in actual[..4 * n].iter().zip(&expected[..4 * n]) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b} on {}", isa_name());
+        let mut kernels: Vec<(Kernel, &str)> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let level = crate::IsaLevel::detected();
+            if level >= crate::IsaLevel::Avx512 {
+                kernels.push((x86::kernel_avx512, "avx512f"));
+            }
+            if level >= crate::IsaLevel::Avx2 {
+                kernels.push((x86::kernel_avx2, "avx2+fma"));
+            }
         }
+        for (kernel, name) in kernels {
+            let mut actual = vec![0.0f32; m * n];
+            // SAFETY: as above; only kernels this CPU supports are listed.
+            unsafe { kernel(x.as_ptr(), k, w.data.as_ptr(), k, actual.as_mut_ptr(), n, 4, n, false) };
+            for (a, b) in actual[..4 * n].iter().zip(&expected[..4 * n]) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b} on {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn isa_levels_parse_and_order() {
+        assert_eq!(crate::IsaLevel::parse("AVX2"), Some(crate::IsaLevel::Avx2));
+        assert_eq!(crate::IsaLevel::parse("avx512_bf16"), Some(crate::IsaLevel::Avx512Bf16));
+        assert_eq!(crate::IsaLevel::parse("sse"), None);
+        assert!(crate::IsaLevel::Scalar < crate::IsaLevel::Avx2 && crate::IsaLevel::Avx512 < crate::IsaLevel::Avx512Bf16);
+        assert!(crate::IsaLevel::active() <= crate::IsaLevel::detected());
     }
 }

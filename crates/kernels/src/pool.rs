@@ -199,6 +199,9 @@ impl Pool {
     }
 }
 
+/// A task of [`Pool::for_each_task_with_scratch`]: `(task, its output, its run's scratch)`.
+pub type TaskWithScratch<'a> = dyn Fn(usize, &mut [f32], &mut [f32]) + Sync + 'a;
+
 impl Pool {
     /// Runs `f(task, out, scratch)` for every task in `0..output.len() / out_len`: `out` is
     /// the task's own `out_len` chunk of `output`; `scratch` is a `scratch_len` chunk of
@@ -214,7 +217,7 @@ impl Pool {
         out_len: usize,
         scratch: &mut [f32],
         scratch_len: usize,
-        f: &(dyn Fn(usize, &mut [f32], &mut [f32]) + Sync),
+        f: &TaskWithScratch<'_>,
     ) {
         let out_len = out_len.max(1);
         let tasks = output.len() / out_len;

@@ -92,6 +92,8 @@ struct ModeReport {
     settings: String,
     /// Threads that ran the model (the engine's pool).
     threads: usize,
+    /// Bytes of weights the compiled engine prepared (packed panels), if compiled.
+    packed_bytes: Option<usize>,
     load_ms: f64,
     prepare_ms: f64,
     cases: Vec<CaseReport>,
@@ -250,6 +252,7 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
         mode: format!("{:?}", settings.mode).to_lowercase(),
         settings: settings.to_string(),
         threads: engine.threads(),
+        packed_bytes: engine.stats().map(|s| s.packed_bytes),
         load_ms: loaded.load_time.as_secs_f64() * 1e3,
         prepare_ms: loaded.prepare_time.as_secs_f64() * 1e3,
         cases: reports,
@@ -335,10 +338,12 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
     for mode in &report.modes {
         writeln!(
             out,
-            "{}: load {:.1} ms, engine preparation {:.1} ms, peak RSS {}",
+            "{}: load {:.1} ms, engine preparation {:.1} ms{}, peak RSS {}",
             mode.settings,
             mode.load_ms,
             mode.prepare_ms,
+            mode.packed_bytes
+                .map_or(String::new(), |b| format!(" ({:.0} MiB of packed weights)", b as f64 / 1048576.0)),
             mode.peak_rss_bytes
                 .map_or("n/a".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
         )?;
