@@ -144,7 +144,10 @@ pub fn linear_bf16(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(x.len() >= (m - 1) * ldx + kp, "linear_bf16: x is too short for {m} rows");
+    assert!(
+        x.len() >= (m - 1) * ldx + kp,
+        "linear_bf16: x is too short for {m} rows"
+    );
     let Bf16Isa { kernel, mr, .. } = *isa();
     let tile = |r0: usize, rows: usize, panel: usize, q0: usize, kc: usize, out: *mut f32, acc: bool| {
         // SAFETY: `drive` passes tiles inside the checked shapes: rows [r0, r0 + rows) of x
@@ -273,32 +276,10 @@ unsafe fn kernel_scalar(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::NR;
+    use crate::packed::x86::{store_avx2, store_avx512};
     use std::arch::x86_64::*;
 
-    /// Stores 8 rows of two 16-lane accumulators into `c` (masked to `cols`, added to what is
-    /// there with `accumulate`).
-    #[target_feature(enable = "avx512f")]
-    unsafe fn store_avx512(acc: &[[__m512; 2]; 8], c: *mut f32, ldc: usize, rows: usize, cols: usize, accumulate: bool) {
-        let mask0: __mmask16 = if cols >= 16 { 0xFFFF } else { ((1u32 << cols) - 1) as u16 };
-        let mask1: __mmask16 = if cols >= 32 {
-            0xFFFF
-        } else if cols > 16 {
-            ((1u32 << (cols - 16)) - 1) as u16
-        } else {
-            0
-        };
-        for (r, row) in acc.iter().enumerate().take(rows) {
-            let out = c.add(r * ldc);
-            let (mut v0, mut v1) = (row[0], row[1]);
-            if accumulate {
-                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mask0, out));
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mask1, out.add(16)));
-            }
-            _mm512_mask_storeu_ps(out, mask0, v0);
-            _mm512_mask_storeu_ps(out.add(16), mask1, v1);
-        }
-    }
+    use super::NR;
 
     /// AVX512_BF16 microkernel, up to 8 rows x 32 columns: `VDPBF16PS` per pair.
     ///
@@ -353,8 +334,14 @@ mod x86 {
             let p0 = _mm512_loadu_si512(panel.add(q * NR).cast());
             let p1 = _mm512_loadu_si512(panel.add(q * NR + 16).cast());
             let w = [
-                (_mm512_castsi512_ps(_mm512_slli_epi32::<16>(p0)), _mm512_castsi512_ps(_mm512_and_si512(p0, high))),
-                (_mm512_castsi512_ps(_mm512_slli_epi32::<16>(p1)), _mm512_castsi512_ps(_mm512_and_si512(p1, high))),
+                (
+                    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(p0)),
+                    _mm512_castsi512_ps(_mm512_and_si512(p0, high)),
+                ),
+                (
+                    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(p1)),
+                    _mm512_castsi512_ps(_mm512_and_si512(p1, high)),
+                ),
             ];
             for (r, row) in acc.iter_mut().enumerate().take(rows) {
                 let x = *a.add(r * lda + q);
@@ -411,16 +398,7 @@ mod x86 {
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate().take(rows) {
-            let mut tmp = [0.0f32; NR];
-            for (q, &v) in row.iter().enumerate() {
-                _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * q), v);
-            }
-            let out = c.add(r * ldc);
-            for (j, &v) in tmp.iter().enumerate().take(cols) {
-                *out.add(j) = if accumulate { *out.add(j) + v } else { v };
-            }
-        }
+        store_avx2(&acc, c, ldc, rows, cols, accumulate);
     }
 }
 
@@ -487,7 +465,11 @@ mod tests {
                     }
                 }
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{} {m}x{k}x{n} [{i}]: {a} vs {b}", isa.name);
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{} {m}x{k}x{n} [{i}]: {a} vs {b}",
+                        isa.name
+                    );
                 }
             }
         }
@@ -502,7 +484,17 @@ mod tests {
         to_bf16_pairs(&x, k, m, k, &mut pairs_x, &Pool::new(2));
         let init = data(m * n, 4);
         let mut y = init.clone();
-        linear_bf16(&mut y, n, &pairs_x, pairs(k), m, &packed, Some(&bias), true, &Pool::new(2));
+        linear_bf16(
+            &mut y,
+            n,
+            &pairs_x,
+            pairs(k),
+            m,
+            &packed,
+            Some(&bias),
+            true,
+            &Pool::new(2),
+        );
         let want = expected(&x, &w, m, n, k);
         for i in 0..m * n {
             let e = init[i] + want[i] + bias[i % n];

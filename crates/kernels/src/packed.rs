@@ -208,7 +208,7 @@ unsafe fn kernel_scalar(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use super::NR;
     use std::arch::x86_64::*;
 
@@ -239,6 +239,23 @@ mod x86 {
                 row[1] = _mm512_fmadd_ps(x, w1, row[1]);
             }
         }
+        store_avx512(&acc, c, ldc, rows, cols, accumulate);
+    }
+
+    /// Stores up to 8 rows of two 16-lane accumulators into `c` (masked to `cols`, added to
+    /// what is there with `accumulate`).
+    ///
+    /// # Safety
+    /// `c` writable for `rows` rows of `cols <= 32` values at stride `ldc`; AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn store_avx512(
+        acc: &[[__m512; 2]; 8],
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
         let mask0: __mmask16 = if cols >= 16 {
             0xFFFF
         } else {
@@ -295,6 +312,23 @@ mod x86 {
                 }
             }
         }
+        store_avx2(&acc, c, ldc, rows, cols, accumulate);
+    }
+
+    /// Stores up to 4 rows of four 8-lane accumulators into `c` (the first `cols` values of
+    /// each, added to what is there with `accumulate`).
+    ///
+    /// # Safety
+    /// `c` writable for `rows` rows of `cols <= 32` values at stride `ldc`; AVX.
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn store_avx2(
+        acc: &[[__m256; 4]; 4],
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
         for (r, row) in acc.iter().enumerate().take(rows) {
             let mut tmp = [0.0f32; NR];
             for (q, &v) in row.iter().enumerate() {
@@ -365,7 +399,21 @@ pub fn linear(
             );
         }
     };
-    drive(y, ldy, Shape { m, n, depth: k, slice: KC, mr }, bias, accumulate, pool, &tile);
+    drive(
+        y,
+        ldy,
+        Shape {
+            m,
+            n,
+            depth: k,
+            slice: KC,
+            mr,
+        },
+        bias,
+        accumulate,
+        pool,
+        &tile,
+    );
 }
 
 /// Sizes of one blocked product for [`drive`]: `m x n` outputs over `depth` steps of the
@@ -430,7 +478,9 @@ pub(crate) fn drive(
         });
     } else {
         let tasks = panels.min(threads);
-        pool.parallel_for(tasks, &|task| run(0..m, panels * task / tasks..panels * (task + 1) / tasks));
+        pool.parallel_for(tasks, &|task| {
+            run(0..m, panels * task / tasks..panels * (task + 1) / tasks)
+        });
     }
 }
 
@@ -461,7 +511,15 @@ unsafe fn run_tile(
                 let mut r0 = block;
                 while r0 < block_end {
                     let tile_rows = shape.mr.min(block_end - r0);
-                    tile(r0, tile_rows, panel, p0, kc, y.0.add(r0 * ldy + panel * NR), accumulate || p0 > 0);
+                    tile(
+                        r0,
+                        tile_rows,
+                        panel,
+                        p0,
+                        kc,
+                        y.0.add(r0 * ldy + panel * NR),
+                        accumulate || p0 > 0,
+                    );
                     r0 += tile_rows;
                 }
             }
@@ -590,7 +648,9 @@ mod tests {
         assert_eq!(crate::IsaLevel::parse("AVX2"), Some(crate::IsaLevel::Avx2));
         assert_eq!(crate::IsaLevel::parse("avx512_bf16"), Some(crate::IsaLevel::Avx512Bf16));
         assert_eq!(crate::IsaLevel::parse("sse"), None);
-        assert!(crate::IsaLevel::Scalar < crate::IsaLevel::Avx2 && crate::IsaLevel::Avx512 < crate::IsaLevel::Avx512Bf16);
+        assert!(
+            crate::IsaLevel::Scalar < crate::IsaLevel::Avx2 && crate::IsaLevel::Avx512 < crate::IsaLevel::Avx512Bf16
+        );
         assert!(crate::IsaLevel::active() <= crate::IsaLevel::detected());
     }
 }

@@ -232,7 +232,8 @@ impl Pool {
             // (inside `scratch`, runs < scratch.len() / scratch_len), each task its output chunk
             // (inside `output`), each task is in exactly one run and each run runs once; both
             // unique borrows are held for the whole call.
-            let area = unsafe { std::slice::from_raw_parts_mut(scratch_base.get().add(run * scratch_len), scratch_len) };
+            let area =
+                unsafe { std::slice::from_raw_parts_mut(scratch_base.get().add(run * scratch_len), scratch_len) };
             for task in tasks * run / runs..tasks * (run + 1) / runs {
                 // SAFETY: as above.
                 let out = unsafe { std::slice::from_raw_parts_mut(out_base.get().add(task * out_len), out_len) };
