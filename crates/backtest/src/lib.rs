@@ -87,6 +87,18 @@ pub fn run_backtest(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BacktestRun, BacktestError> {
     let started = Instant::now();
+    options.validate()?;
+    let mut notes = Vec::new();
+    let mut options = options.clone();
+    let limit = model.config().context_length;
+    if options.context > limit {
+        notes.push(format!(
+            "--context {} is more than the model's context length {limit}; using {limit} (reported as such)",
+            options.context
+        ));
+        options.context = limit;
+    }
+    let options = &options;
     let mut load = load.clone();
     load.columns = if options.joint_ohlc {
         vec!["open".into(), "high".into(), "low".into(), "close".into()]
@@ -96,10 +108,10 @@ pub fn run_backtest(
     let data: Dataset = source.load(&load)?;
     let stem = source.stem();
     let mut timing = Timing::default();
-    let total = data.series.len() * options.windows;
+    let total = data.series.len().saturating_mul(options.windows);
     let mut series = Vec::with_capacity(data.series.len());
     for (i, s) in data.series.iter().enumerate() {
-        let offset = i * options.windows;
+        let offset = i.saturating_mul(options.windows);
         let mut report = |done: usize, _| progress(offset + done, total);
         series.push(backtest_series(
             model,
@@ -117,6 +129,6 @@ pub fn run_backtest(
         options: options.clone(),
         series,
         timing,
-        data_notes: data.report.notes,
+        data_notes: data.report.notes.into_iter().chain(notes).collect(),
     })
 }

@@ -160,6 +160,15 @@ pub fn summary(run: &BacktestRun) -> String {
         s.push_str(&forecast_table(b).columns(&[0, 1, 2, 3, 5, 6, 8]).text("  "));
         let _ = writeln!(s, "  {}", quality_facts(b).join(" | "));
         s.push_str(&strategy_table(b).columns(&[0, 1, 2, 4, 5, 7, 9, 10, 11, 14]).text("  "));
+        for st in &b.strategies {
+            if let Some(bar) = st.path.bankrupt_at {
+                let _ = writeln!(
+                    s,
+                    "  {}: equity reached 0 at bar {bar} (bankrupt, -100%); trading stopped there",
+                    st.name
+                );
+            }
+        }
     }
     let t = &run.timing;
     let _ = writeln!(
@@ -174,24 +183,90 @@ pub fn summary(run: &BacktestRun) -> String {
     s
 }
 
-fn write(path: &Path, text: &str) -> Result<PathBuf, BacktestError> {
-    std::fs::write(path, text).map_err(|source| BacktestError::Write {
+/// A [`BacktestError::Write`] for `path`.
+fn write_error(path: &Path, source: std::io::Error) -> BacktestError {
+    BacktestError::Write {
         path: path.display().to_string(),
         source,
-    })?;
-    Ok(path.to_path_buf())
+    }
 }
 
+/// The temporary name `path` is written under before the rename: hidden, in the same folder
+/// (so the rename is atomic), and unique to this process.
+fn temporary_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Writes `bytes` to `path` atomically: into a temporary file in the same folder, flushed to
+/// disk, then renamed over `path`. An interrupted or failed write leaves `path` as it was
+/// (and no temporary file behind when the error is reported).
+///
+/// # Errors
+/// [`BacktestError::Write`] naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BacktestError> {
+    use std::io::Write as _;
+    let temporary = temporary_name(path);
+    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(source) = written.and_then(|()| std::fs::rename(&temporary, path)) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(write_error(path, source));
+    }
+    Ok(())
+}
+
+/// Creates `dir` if needed and checks that files can be written in it, so that a run fails
+/// before its work rather than after. Call it before the run, then [`write_outputs`].
+///
+/// # Errors
+/// [`BacktestError::Write`] naming the folder and the OS error.
+pub fn check_output_dir(dir: &Path) -> Result<(), BacktestError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(write_error(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a folder; pass another --out",
+            ),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| write_error(dir, source))?;
+    let probe = temporary_name(&dir.join("write-check"));
+    std::fs::write(&probe, b"").map_err(|source| write_error(dir, source))?;
+    std::fs::remove_file(&probe).map_err(|source| write_error(&probe, source))
+}
+
+/// `field` as one CSV field (RFC 4180): quoted, with inner quotes doubled, when it holds a
+/// comma, a quote or a line break; as it is otherwise.
+///
+/// ```
+/// use chronos2_backtest::report::csv_field;
+/// assert_eq!(csv_field("BTC"), "BTC");
+/// assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+/// ```
+pub fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\"")).into()
+    } else {
+        field.into()
+    }
+}
+
+/// The names of the files [`write_outputs`] writes, in order.
+pub const OUTPUT_FILES: [&str; 4] = ["report.json", "forecasts.csv", "trades.csv", "report.html"];
+
 /// Writes `report.json`, `forecasts.csv`, `trades.csv` and `report.html` into `dir`
-/// (created if needed); returns the paths.
+/// (created if needed), each atomically (see [`write_atomic`]); returns the paths.
 ///
 /// # Errors
 /// [`BacktestError::Write`] if a file cannot be written.
 pub fn write_outputs(run: &BacktestRun, dir: &Path, extra_html: &str) -> Result<Vec<PathBuf>, BacktestError> {
-    std::fs::create_dir_all(dir).map_err(|source| BacktestError::Write {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    check_output_dir(dir)?;
     let json = serde_json::to_string_pretty(run).expect("the report serialises");
     let mut forecasts = String::from("series,origin,step,timestamp_index,actual,median");
     for l in LEVELS {
@@ -200,12 +275,12 @@ pub fn write_outputs(run: &BacktestRun, dir: &Path, extra_html: &str) -> Result<
     forecasts.push_str(",naive,seasonal_naive,drift\n");
     let mut trades = String::from("series,strategy,entry_bar,exit_bar,direction,net_return,pnl,costs\n");
     for b in &run.series {
+        let label = csv_field(&b.label);
         for w in &b.windows {
             for k in 0..w.actual.len() {
                 let _ = write!(
                     forecasts,
-                    "{},{},{},{},{},{}",
-                    b.label,
+                    "{label},{},{},{},{},{}",
                     day(w.origin_time),
                     k + 1,
                     w.origin + k,
@@ -222,18 +297,26 @@ pub fn write_outputs(run: &BacktestRun, dir: &Path, extra_html: &str) -> Result<
             for t in &st.path.trades {
                 let _ = writeln!(
                     trades,
-                    "{},{},{},{},{},{},{},{}",
-                    b.label, st.name, t.entry_bar, t.exit_bar, t.direction, t.net_return, t.pnl, t.costs
+                    "{label},{},{},{},{},{},{},{}",
+                    csv_field(&st.name),
+                    t.entry_bar,
+                    t.exit_bar,
+                    t.direction,
+                    t.net_return,
+                    t.pnl,
+                    t.costs
                 );
             }
         }
     }
-    Ok(vec![
-        write(&dir.join("report.json"), &json)?,
-        write(&dir.join("forecasts.csv"), &forecasts)?,
-        write(&dir.join("trades.csv"), &trades)?,
-        write(&dir.join("report.html"), &html(run, extra_html))?,
-    ])
+    let contents = [json, forecasts, trades, html(run, extra_html)];
+    let mut paths = Vec::with_capacity(OUTPUT_FILES.len());
+    for (name, text) in OUTPUT_FILES.iter().zip(&contents) {
+        let path = dir.join(name);
+        write_atomic(&path, text.as_bytes())?;
+        paths.push(path);
+    }
+    Ok(paths)
 }
 
 /// One line of a chart.
@@ -265,7 +348,7 @@ fn chart(title: &str, lines: &[Line<'_>], bands: &[Band<'_>], x_label: &dyn Fn(f
     let (x0, x1) = all_x.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
     let (mut y0, mut y1) = all_y.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
     if !y0.is_finite() {
-        return format!("<p>{title}: no data</p>");
+        return format!("<p>{}: no data</p>", escape_html(title));
     }
     if y1 - y0 < 1e-12 {
         y0 -= 1.0;
@@ -277,7 +360,8 @@ fn chart(title: &str, lines: &[Line<'_>], bands: &[Band<'_>], x_label: &dyn Fn(f
     let sy = |y: f64| top + (y1 - y) / (y1 - y0) * (h - top - bottom);
     let mut svg = format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' viewBox='0 0 {w} {h}' font-family='sans-serif' font-size='11'>\
-<text x='{left}' y='16' font-size='13' font-weight='bold'>{title}</text>"
+<text x='{left}' y='16' font-size='13' font-weight='bold'>{}</text>",
+        escape_html(title)
     );
     for i in 0..=4 {
         let y = y0 + (y1 - y0) * f64::from(i) / 4.0;
@@ -346,7 +430,7 @@ fn chart(title: &str, lines: &[Line<'_>], bands: &[Band<'_>], x_label: &dyn Fn(f
             line.color,
             lx + 22.0,
             h - 6.0,
-            line.name
+            escape_html(line.name)
         );
     }
     svg.push_str("</svg>");
@@ -367,7 +451,7 @@ const COLORS: [&str; 3] = ["#1f77b4", "#2ca02c", "#444444"];
 
 fn series_section(b: &SeriesBacktest, initial_equity: f64) -> String {
     let closes_hint = |i: usize| i.checked_sub(b.history_start).and_then(|k| b.history.get(k).copied());
-    let mut s = format!("<h2>{}</h2>", b.label);
+    let mut s = format!("<h2>{}</h2>", escape_html(&b.label));
     let time_of = |bar: f64| -> String {
         let index = b
             .windows
@@ -541,7 +625,24 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:first-child,t
     )
 }
 
-/// `text` with `&` and `<` escaped, to show it in an HTML page.
+/// `text` with `&`, `<`, `>` and both quotes escaped, safe in HTML text and in quoted
+/// attributes.
+///
+/// ```
+/// use chronos2_backtest::report::escape_html;
+/// assert_eq!(escape_html("<img src=x onerror='a&b'>"), "&lt;img src=x onerror=&#39;a&amp;b&#39;&gt;");
+/// ```
 pub fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

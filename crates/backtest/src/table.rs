@@ -86,9 +86,13 @@ impl Table {
         out
     }
 
-    /// An HTML table of every column (cells inserted as they are).
+    /// An HTML table of every column (cells escaped: they may hold user text).
     pub fn html(&self) -> String {
-        let cells = |tag: &str, row: &[String]| row.iter().map(|c| format!("<{tag}>{c}</{tag}>")).collect::<String>();
+        let cells = |tag: &str, row: &[String]| {
+            row.iter()
+                .map(|c| format!("<{tag}>{}</{tag}>", crate::report::escape_html(c)))
+                .collect::<String>()
+        };
         let mut out = format!("<table><tr>{}</tr>", cells("th", &self.header));
         for row in &self.rows {
             out.push_str(&format!("<tr>{}</tr>", cells("td", row)));

@@ -7,6 +7,10 @@
 //! `fraction · (fee + slippage) / 10⁴`. Equity compounds bar by bar (the position is rebalanced
 //! to `fraction` of equity each bar). A signal that arrives while a position is open is
 //! skipped (no pyramiding).
+//!
+//! Leverage is bounded: `fraction` is at most [`MAX_FRACTION`]. A bar that would take equity
+//! to zero or below ends the simulation (bankruptcy): equity is 0 from then on, the return of
+//! that bar is -100 %, the open trade closes there and no further trade opens.
 
 use serde::Serialize;
 
@@ -32,6 +36,46 @@ pub struct SimConfig {
     pub hold: usize,
     /// Starting equity.
     pub initial_equity: f64,
+}
+
+/// Largest position size as a fraction of equity (10x leverage).
+pub const MAX_FRACTION: f64 = 10.0;
+
+/// Largest fee or slippage per side, basis points (10 %).
+pub const MAX_COST_BPS: f64 = 1000.0;
+
+impl SimConfig {
+    /// Checks the settings: `fraction` in (0, [`MAX_FRACTION`]], fee and slippage in
+    /// [0, [`MAX_COST_BPS`]] bps, `hold` at least 1, a positive initial equity; the message
+    /// names the flag.
+    ///
+    /// # Errors
+    /// A one-line message naming the flag, the value and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.fraction > 0.0 && self.fraction <= MAX_FRACTION) {
+            return Err(format!(
+                "--fraction must be in (0, {MAX_FRACTION}] (position size as a fraction of equity; {MAX_FRACTION} = 10x leverage), found {}",
+                self.fraction
+            ));
+        }
+        for (flag, value) in [("--fee-bps", self.fee_bps), ("--slippage-bps", self.slippage_bps)] {
+            if !(0.0..=MAX_COST_BPS).contains(&value) {
+                return Err(format!(
+                    "{flag} must be between 0 and {MAX_COST_BPS} basis points per side, found {value}"
+                ));
+            }
+        }
+        if self.hold == 0 {
+            return Err("positions must be held at least 1 bar".into());
+        }
+        if !(self.initial_equity.is_finite() && self.initial_equity > 0.0) {
+            return Err(format!(
+                "the initial equity must be a positive number, found {}",
+                self.initial_equity
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One round trip.
@@ -66,6 +110,8 @@ pub struct SimResult {
     pub trades: Vec<Trade>,
     /// Total costs paid.
     pub total_costs: f64,
+    /// The bar at which equity reached zero and trading stopped, if it did.
+    pub bankrupt_at: Option<usize>,
 }
 
 /// Runs `signals` (sorted by origin) over the closes, for bars `start..end`.
@@ -80,6 +126,7 @@ pub fn simulate(closes: &[f64], signals: &[Signal], start: usize, end: usize, co
     // Reserve for the most trades the span can hold (virtual memory; untouched pages are free).
     let mut trades = Vec::with_capacity(signals.len().min((end - start) / hold + 1));
     let (mut next_signal, mut total_costs, mut in_market) = (0, 0.0, 0);
+    let mut bankrupt_at = None;
     // Open position: (direction, first bar, exit bar, equity at entry, costs so far).
     let mut open: Option<(i8, usize, usize, f64, f64)> = None;
     while next_signal < signals.len() && signals[next_signal].origin < start {
@@ -110,14 +157,20 @@ pub fn simulate(closes: &[f64], signals: &[Signal], start: usize, end: usize, co
             }
             in_market += 1;
         }
+        let bankrupt = bankrupt_at.is_none() && r <= -1.0;
+        if bankrupt {
+            // Equity cannot go below zero: everything is lost and trading stops here.
+            r = -1.0;
+            bankrupt_at = Some(bar);
+        }
         let before = equity;
-        equity *= 1.0 + r;
+        equity = if bankrupt_at.is_some() { 0.0 } else { equity * (1.0 + r) };
         total_costs += cost * before;
         returns.push(r);
         path.push(equity);
         if let Some((direction, first, exit, at_entry, costs)) = open.as_mut() {
             *costs += cost * before;
-            if bar == *exit || bar + 1 == end {
+            if bar == *exit || bar + 1 == end || bankrupt {
                 trades.push(Trade {
                     entry_bar: *first - 1,
                     exit_bar: bar,
@@ -129,6 +182,12 @@ pub fn simulate(closes: &[f64], signals: &[Signal], start: usize, end: usize, co
                 open = None;
             }
         }
+        if bankrupt {
+            // The rest of the span: no equity, no trades.
+            path.resize(end - start, 0.0);
+            returns.resize(end - start, 0.0);
+            break;
+        }
     }
     SimResult {
         start,
@@ -137,6 +196,7 @@ pub fn simulate(closes: &[f64], signals: &[Signal], start: usize, end: usize, co
         bars_in_market: in_market,
         trades,
         total_costs,
+        bankrupt_at,
     }
 }
 
@@ -443,6 +503,62 @@ mod tests {
         let r = buy_and_hold(&CLOSES, 1, 5, &config(0.0));
         assert!((r.equity[3] / 10_000.0 - 1.089).abs() < 1e-12);
         assert_eq!(r.trades.len(), 1);
+    }
+
+    /// Issue 17: with 10x leverage a -20 % bar wipes the account out: equity stops at 0
+    /// (-100 %) and never "recovers", and no trade opens afterwards.
+    #[test]
+    fn bankruptcy_stops_trading_at_minus_100_percent() {
+        let closes = [100.0, 80.0, 160.0, 320.0];
+        let mut c = config(0.0);
+        c.fraction = MAX_FRACTION;
+        let signals: Vec<Signal> = (1..4)
+            .map(|o| Signal {
+                origin: o,
+                direction: 1,
+            })
+            .collect();
+        let r = simulate(&closes, &signals, 1, 4, &c);
+        // Bar 1: 10 · (80/100 - 1) = -2 <= -1: bankrupt at bar 1.
+        assert_eq!(r.bankrupt_at, Some(1));
+        assert_eq!(r.equity, [0.0, 0.0, 0.0]);
+        assert_eq!(r.returns, [-1.0, 0.0, 0.0]);
+        assert_eq!(r.trades.len(), 1);
+        assert_eq!(r.trades[0].net_return, -1.0);
+        let m = TradingMetrics::of(&r, 10_000.0, 365.0);
+        assert_eq!(m.total_return, -1.0);
+        assert_eq!(m.max_drawdown, 1.0);
+    }
+
+    /// Issue 17: nonsense trading settings are refused, naming the flag.
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        let mut bad = Vec::new();
+        for (fraction, fee, slippage) in [
+            (f64::NAN, 10.0, 5.0),
+            (0.0, 10.0, 5.0),
+            (10.5, 10.0, 5.0),
+            (1.0, f64::NAN, 5.0),
+            (1.0, f64::INFINITY, 5.0),
+            (1.0, 1e6, 5.0),
+            (1.0, -1.0, 5.0),
+            (1.0, 10.0, f64::NAN),
+        ] {
+            let c = SimConfig {
+                fraction,
+                fee_bps: fee,
+                slippage_bps: slippage,
+                ..config(0.0)
+            };
+            bad.push(c.validate().unwrap_err());
+        }
+        assert!(
+            bad[0].starts_with("--fraction") && bad[2].contains("10x leverage"),
+            "{bad:?}"
+        );
+        assert!(bad[3..7].iter().all(|m| m.starts_with("--fee-bps")), "{bad:?}");
+        assert!(bad[7].starts_with("--slippage-bps"), "{bad:?}");
+        assert!(config(10.0).validate().is_ok());
     }
 
     #[test]

@@ -182,30 +182,84 @@ pub fn periods_per_year(series: &Series) -> f64 {
     (if series.calendar.weekdays_only { 252.0 } else { 365.0 }) * per_day
 }
 
-/// Origins of the windows for a series of `bars` bars.
+impl BacktestOptions {
+    /// Checks every setting that does not depend on the data or the model: horizon, windows,
+    /// step, season, batch size and context at least 1, the traded step within the horizon,
+    /// a finite non-negative threshold, the interval among [`LEVELS`], and the trading
+    /// settings ([`SimConfig::validate`]). Each message names the flag.
+    ///
+    /// # Errors
+    /// [`BacktestError::Setup`] naming the flag, the value and what is allowed.
+    pub fn validate(&self) -> Result<(), BacktestError> {
+        let setup = |message: String| Err(BacktestError::Setup(message));
+        for (flag, value) in [
+            ("--context", self.context),
+            ("--horizon", self.horizon),
+            ("--windows", self.windows),
+            ("--step", self.step),
+            ("--season", self.season),
+            ("--batch-size", self.batch_size),
+        ] {
+            if value == 0 {
+                return setup(format!("{flag} must be at least 1, found 0"));
+            }
+        }
+        let strategy = &self.strategy;
+        if strategy.trade_step == 0 || strategy.trade_step > self.horizon {
+            return setup(format!(
+                "--trade-step must be between 1 and the horizon ({}), found {}",
+                self.horizon, strategy.trade_step
+            ));
+        }
+        if !(strategy.threshold.is_finite() && strategy.threshold >= 0.0) {
+            return setup(format!(
+                "--threshold must be a non-negative number (a predicted return, e.g. 0.005), found {}",
+                strategy.threshold
+            ));
+        }
+        let in_levels = |l: f32| LEVELS.iter().any(|&x| (x - l).abs() < 1e-6);
+        let (lo, hi) = strategy.interval;
+        if !(in_levels(lo) && in_levels(hi) && lo < hi) {
+            return setup(format!(
+                "the confidence interval ({lo}, {hi}) must be two increasing levels among {LEVELS:?}"
+            ));
+        }
+        strategy.sim.validate().map_err(BacktestError::Setup)
+    }
+}
+
+/// Origins of the windows for a series of `bars` bars. The arithmetic is checked, so huge
+/// `--windows`, `--step`, `--horizon` or `--first-origin` values are refused, never wrapped.
 ///
 /// # Errors
 /// [`BacktestError::Setup`] when the data cannot hold the windows.
 pub fn origins(bars: usize, options: &BacktestOptions) -> Result<Vec<usize>, BacktestError> {
-    let (h, w, step) = (options.horizon, options.windows, options.step.max(1));
-    if h == 0 || w == 0 {
+    let (h, w, step) = (options.horizon, options.windows, options.step);
+    if h == 0 || w == 0 || step == 0 {
         return Err(BacktestError::Setup(
-            "--horizon and --windows must be at least 1".into(),
+            "--horizon, --windows and --step must be at least 1".into(),
         ));
     }
-    let span = (w - 1) * step;
+    let too_many = || {
+        BacktestError::Setup(format!(
+            "{bars} bars cannot hold {w} windows {step} bars apart with a horizon of {h}; use fewer windows, a smaller step or a shorter horizon"
+        ))
+    };
+    // Bars from the first origin to the end of the last window.
+    let needed = (w - 1)
+        .checked_mul(step)
+        .and_then(|span| span.checked_add(h))
+        .filter(|&needed| needed <= bars)
+        .ok_or_else(too_many)?;
+    let span = needed - h;
     let first = match options.first_origin {
         Some(first) => first,
-        None => bars.checked_sub(h + span).ok_or_else(|| {
-            BacktestError::Setup(format!(
-                "{bars} bars cannot hold {w} windows {step} bars apart with a horizon of {h}; use fewer windows or a smaller step"
-            ))
-        })?,
+        None => bars - needed,
     };
-    if first < 16.min(options.context) || first + span + h > bars {
+    if first < 16.min(options.context) || first.checked_add(needed).is_none_or(|end| end > bars) {
         return Err(BacktestError::Setup(format!(
             "origins {first}..={} with horizon {h} do not fit {bars} bars (each window needs context before it and {h} actual bars after)",
-            first + span
+            first.saturating_add(span)
         )));
     }
     Ok((0..w).map(|i| first + i * step).collect())
@@ -326,29 +380,39 @@ pub fn backtest_series(
     } else {
         vec![closes]
     };
+    options.validate()?;
     let strategy = &options.strategy;
-    if strategy.trade_step == 0 || strategy.trade_step > options.horizon {
-        return Err(BacktestError::Setup(format!(
-            "--trade-step must be between 1 and the horizon ({}), found {}",
-            options.horizon, strategy.trade_step
-        )));
-    }
-    let in_levels = |l: f32| LEVELS.iter().any(|&x| (x - l).abs() < 1e-6);
-    let (lo, hi) = strategy.interval;
-    if !(in_levels(lo) && in_levels(hi) && lo < hi) {
-        return Err(BacktestError::Setup(format!(
-            "the confidence interval ({lo}, {hi}) must be two increasing levels among {LEVELS:?}"
-        )));
-    }
     let origins = origins(closes.len(), options)?;
     // Scoring and trading need every close from the bar before the first origin to the end of
     // the last window; contexts may have gaps (the model handles NaN).
     let scored = origins[0] - 1..(origins[origins.len() - 1] + options.horizon).min(closes.len());
+    let at =
+        |bar: usize| chronos2_data::format_timestamp(series.timestamps[bar], chronos2_data::TimestampStyle::DateTime);
     if let Some(bar) = scored.clone().find(|&i| !closes[i].is_finite()) {
         return Err(BacktestError::Setup(format!(
             "{label}: the close at bar {bar} ({}) is missing; scoring and trading need every close from the first origin on: fill gaps (--fill forward) or start after it (--first-origin)",
-            chronos2_data::format_timestamp(series.timestamps[bar], chronos2_data::TimestampStyle::DateTime)
+            at(bar)
         )));
+    }
+    if let Some(bar) = scored.clone().find(|&i| closes[i] <= 0.0) {
+        return Err(BacktestError::Setup(format!(
+            "{label}: the close at bar {bar} ({}) is {}; returns and trading need positive prices: fix the data or start after it (--first-origin)",
+            at(bar),
+            closes[bar]
+        )));
+    }
+    // The model reads f32: a value beyond its range would silently become infinite.
+    let context_start = origins[0].saturating_sub(options.context);
+    for column in &columns {
+        if let Some(bar) =
+            (context_start..scored.end).find(|&i| column[i].is_infinite() || (column[i] as f32).is_infinite())
+        {
+            return Err(BacktestError::Setup(format!(
+                "{label}: the value at bar {bar} ({}) is {}, outside the model's range (|x| < 3.4e38); fix the data or start after it (--first-origin)",
+                at(bar),
+                column[bar]
+            )));
+        }
     }
     let config = model.config();
     let median_index = config

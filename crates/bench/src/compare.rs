@@ -24,10 +24,16 @@ pub struct Setup {
     pub horizon: usize,
 }
 
-/// A setup that is not `WINDOWSxCONTEXTxHORIZON`.
+/// A setup that is not `WINDOWSxCONTEXTxHORIZON` of positive numbers.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read setup `{0}`; expected WINDOWSxCONTEXTxHORIZON, e.g. 10x100x7")]
-pub struct SetupError(String);
+pub enum SetupError {
+    /// Not three numbers separated by `x`.
+    #[error("cannot read setup `{0}`; expected WINDOWSxCONTEXTxHORIZON, e.g. 10x100x7")]
+    Syntax(String),
+    /// A zero count.
+    #[error("setup `{0}`: windows, context and horizon must each be at least 1")]
+    Zero(String),
+}
 
 impl FromStr for Setup {
     type Err = SetupError;
@@ -35,14 +41,60 @@ impl FromStr for Setup {
     fn from_str(text: &str) -> Result<Self, SetupError> {
         let parts: Option<Vec<usize>> = text.trim().split('x').map(|p| p.parse().ok()).collect();
         match parts.as_deref() {
+            Some(&[windows, context, horizon]) if windows == 0 || context == 0 || horizon == 0 => {
+                Err(SetupError::Zero(text.to_string()))
+            }
             Some(&[windows, context, horizon]) => Ok(Self {
                 windows,
                 context,
                 horizon,
             }),
-            _ => Err(SetupError(text.to_string())),
+            _ => Err(SetupError::Syntax(text.to_string())),
         }
     }
+}
+
+/// A comparison that cannot give an honest answer: bad settings, or nothing measured.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CompareError(String);
+
+/// Checks the comparison's settings before anything runs: at least one setup, at least one
+/// repeat, and thresholds that can be met (a positive speedup, a success rate in 0..=100 %,
+/// non-negative finite tolerances).
+///
+/// # Errors
+/// [`CompareError`] naming the flag and the value.
+pub fn check_settings(setups: &[Setup], repeats: usize, thresholds: &Thresholds) -> Result<(), CompareError> {
+    let bad = |message: String| Err(CompareError(message));
+    if setups.is_empty() {
+        return bad("--setups is empty; give at least one WINDOWSxCONTEXTxHORIZON".into());
+    }
+    if repeats == 0 {
+        return bad("--repeats must be at least 1: with no timed run there is nothing to compare".into());
+    }
+    let t = thresholds;
+    if !(t.min_speedup.is_finite() && t.min_speedup > 0.0) {
+        return bad(format!(
+            "--min-speedup must be a positive number, found {}",
+            t.min_speedup
+        ));
+    }
+    if !(0.0..=100.0).contains(&t.min_success_pct) {
+        return bad(format!(
+            "--min-success is a percentage between 0 and 100, found {}",
+            t.min_success_pct
+        ));
+    }
+    for (flag, value) in [
+        ("--max-mae-diff", t.max_mae_difference_pct),
+        ("--return-tolerance-pp", t.return_tolerance_pp),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            return bad(format!("{flag} must be a non-negative number, found {value}"));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for Setup {
@@ -211,6 +263,10 @@ fn return_differences(eager: &BacktestRun, compiled: &BacktestRun) -> Vec<(Strin
 ///
 /// Returns the results and the compiled mode's last run of the first setup that had one, for
 /// the report's backtest pages.
+///
+/// # Errors
+/// [`CompareError`] for settings [`check_settings`] refuses, or when every eager run of a
+/// setup failed: with no reference there is no verdict to give.
 pub fn compare<E: fmt::Display>(
     eager: &Engine,
     compiled: &Engine,
@@ -218,11 +274,18 @@ pub fn compare<E: fmt::Display>(
     repeats: usize,
     thresholds: &Thresholds,
     backtest: &mut dyn FnMut(&Engine, &'static str, Setup) -> Result<BacktestRun, E>,
-) -> (Vec<SetupResult>, Option<BacktestRun>) {
+) -> Result<(Vec<SetupResult>, Option<BacktestRun>), CompareError> {
+    check_settings(setups, repeats, thresholds)?;
     let mut results = Vec::new();
     let mut first_compiled_run = None;
     for &setup in setups {
         let (eager_run, eager_last) = run_mode(eager, setup.windows, repeats, &mut || backtest(eager, "eager", setup));
+        if eager_last.is_none() {
+            return Err(CompareError(format!(
+                "{setup}: every eager run failed, so there is nothing to compare against (first error: {})",
+                eager_run.failures.first().map_or("none recorded", String::as_str)
+            )));
+        }
         let (compiled_run, compiled_last) = run_mode(compiled, setup.windows, repeats, &mut || {
             backtest(compiled, "compiled", setup)
         });
@@ -261,7 +324,7 @@ pub fn compare<E: fmt::Display>(
             compiled: compiled_run,
         });
     }
-    (results, first_compiled_run)
+    Ok((results, first_compiled_run))
 }
 
 impl CompareReport {
@@ -391,6 +454,41 @@ mod tests {
         }
     }
 
+    /// Issue 17: `--setups 0x0x0`, `--repeats 0` and thresholds that cannot be met are
+    /// refused before anything runs.
+    #[test]
+    fn settings_that_cannot_give_a_verdict_are_refused() {
+        let msg = "0x0x0".parse::<Setup>().unwrap_err().to_string();
+        assert!(msg.contains("at least 1"), "{msg}");
+        let setups = ["10x100x7".parse::<Setup>().unwrap()];
+        let ok = Thresholds::default();
+        assert!(check_settings(&setups, 1, &ok).is_ok());
+        assert!(check_settings(&[], 1, &ok)
+            .unwrap_err()
+            .to_string()
+            .contains("--setups"));
+        assert!(check_settings(&setups, 0, &ok)
+            .unwrap_err()
+            .to_string()
+            .contains("--repeats"));
+        for (flag, edit) in [
+            (
+                "--min-success",
+                (|t: &mut Thresholds| t.min_success_pct = 200.0) as fn(&mut Thresholds),
+            ),
+            ("--min-success", |t| t.min_success_pct = f64::NAN),
+            ("--min-speedup", |t| t.min_speedup = f64::NAN),
+            ("--min-speedup", |t| t.min_speedup = 0.0),
+            ("--max-mae-diff", |t| t.max_mae_difference_pct = -1.0),
+            ("--return-tolerance-pp", |t| t.return_tolerance_pp = f64::INFINITY),
+        ] {
+            let mut t = Thresholds::default();
+            edit(&mut t);
+            let msg = check_settings(&setups, 1, &t).unwrap_err().to_string();
+            assert!(msg.starts_with(flag), "{msg}");
+        }
+    }
+
     #[test]
     fn largest_difference_is_absolute_and_relative_to_the_first() {
         let (worst, relative) = largest_difference([(100.0, 100.5), (-200.0, -199.0), (50.0, 50.0)]);
@@ -491,6 +589,6 @@ mod tests {
             html.starts_with("<h2>Eager vs compiled</h2><pre>## Eager vs compiled"),
             "{html}"
         );
-        assert!(html.contains("`&lt;model &amp; co>`"), "{html}");
+        assert!(html.contains("`&lt;model &amp; co&gt;`"), "{html}");
     }
 }

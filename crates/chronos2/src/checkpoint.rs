@@ -177,6 +177,22 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>, Error> {
     files
         .into_iter()
         .map(|name| {
+            // A shard is a file of the checkpoint folder: a bare file name, never a path that
+            // could lead elsewhere (`../../x`, `/etc/passwd`).
+            let mut components = Path::new(&name).components();
+            let plain = matches!(
+                (components.next(), components.next()),
+                (Some(std::path::Component::Normal(_)), None)
+            );
+            if !plain || name.contains('\\') {
+                return Err(Error::NotACheckpoint {
+                    path: index.to_path_buf(),
+                    message: format!(
+                        "the index names shard {name:?}, which is not a file name inside {}; refusing to read outside the checkpoint folder",
+                        dir.display()
+                    ),
+                });
+            }
             let path = dir.join(&name);
             if path.is_file() {
                 Ok(path)

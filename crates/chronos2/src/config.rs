@@ -408,15 +408,39 @@ impl ConfigFile {
             chronos.time_encoding_scale,
             Some(context_length),
         )?;
-        Ok(Config {
+        let layer_norm_epsilon = self.layer_norm_epsilon.unwrap_or(1e-6);
+        if !(layer_norm_epsilon.is_finite() && layer_norm_epsilon > 0.0) {
+            return Err(invalid(
+                path,
+                "layer_norm_epsilon",
+                format!("must be a small positive number (e.g. 1e-6), found {layer_norm_epsilon}"),
+            ));
+        }
+        let rope_theta = self.rope_theta.unwrap_or(10000.0);
+        if !(rope_theta.is_finite() && rope_theta > 0.0) {
+            return Err(invalid(
+                path,
+                "rope_theta",
+                format!("must be a positive number (e.g. 10000), found {rope_theta}"),
+            ));
+        }
+        let initializer_factor = self.initializer_factor.unwrap_or(0.05);
+        if !initializer_factor.is_finite() {
+            return Err(invalid(
+                path,
+                "initializer_factor",
+                format!("must be a finite number, found {initializer_factor}"),
+            ));
+        }
+        let config = Config {
             d_model: positive(path, "d_model", self.d_model, Some(512))?,
             d_kv,
             d_ff: positive(path, "d_ff", self.d_ff, Some(2048))?,
             num_layers: positive(path, "num_layers", self.num_layers, Some(6))?,
             num_heads: positive(path, "num_heads", self.num_heads, Some(8))?,
-            layer_norm_epsilon: self.layer_norm_epsilon.unwrap_or(1e-6),
-            rope_theta: self.rope_theta.unwrap_or(10000.0),
-            initializer_factor: self.initializer_factor.unwrap_or(0.05),
+            layer_norm_epsilon,
+            rope_theta,
+            initializer_factor,
             dtype,
             context_length,
             patch_size: input_patch,
@@ -425,7 +449,102 @@ impl ConfigFile {
             use_arcsinh: chronos.use_arcsinh.unwrap_or(false),
             max_output_patches,
             time_encoding_scale,
-        })
+        };
+        config.check_size(path)?;
+        Ok(config)
+    }
+}
+
+/// Most tokens (context patches, REG, output patches) one row may have: time attention
+/// keeps a tokens × tokens score matrix per head (1 GiB at this limit).
+pub const MAX_TOKENS: usize = 16_384;
+
+/// Most bytes the f32 weights of a configuration may take (16 GiB; the released model
+/// takes 0.48 GB).
+pub const MAX_WEIGHT_BYTES: f64 = 16.0 * (1u64 << 30) as f64;
+
+/// Most encoder blocks (the released model has 12).
+pub const MAX_LAYERS: usize = 1024;
+
+/// `bytes` in words: `1.5 GB`, `295.3 TB`.
+fn human_bytes(bytes: f64) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", units[unit])
+}
+
+impl Config {
+    /// The size of the f32 weights, counted from the shapes in f64 so that no size overflows:
+    /// per block two attentions (4 · D · H·dk each) and the feed-forward (2 · D · d_ff), plus
+    /// the input and output residual blocks.
+    pub fn weight_bytes(&self) -> f64 {
+        let [d, heads, dk, ff, layers] =
+            [self.d_model, self.num_heads, self.d_kv, self.d_ff, self.num_layers].map(|v| v as f64);
+        let inner = heads * dk;
+        let p = self.patch_size as f64;
+        let q = self.quantiles.len() as f64;
+        let blocks = layers * (8.0 * d * inner + 2.0 * d * ff);
+        let embed = 2.0 * p * ff + ff * d + 2.0 * p * d;
+        let head = d * ff + ff * q * p + d * q * p;
+        4.0 * (blocks + embed + head)
+    }
+
+    /// Refuses shapes that cannot fit: more than [`MAX_TOKENS`] tokens per row, or weights
+    /// over [`MAX_WEIGHT_BYTES`]; the message names the field and the memory needed.
+    fn check_size(&self, path: &Path) -> Result<(), Error> {
+        let patches = self.context_length.div_ceil(self.patch_size);
+        let tokens = patches.saturating_add(1).saturating_add(self.max_output_patches);
+        if tokens > MAX_TOKENS {
+            let field = if patches > MAX_TOKENS / 2 {
+                ("chronos_config.context_length", self.context_length)
+            } else {
+                ("chronos_config.max_output_patches", self.max_output_patches)
+            };
+            let scores = (tokens as f64).powi(2) * 4.0;
+            return Err(invalid(
+                path,
+                field.0,
+                format!(
+                    "{} makes {tokens} tokens per row, over the limit of {MAX_TOKENS}: time attention alone would need {} per head and row",
+                    field.1,
+                    human_bytes(scores)
+                ),
+            ));
+        }
+        if self.num_layers > MAX_LAYERS {
+            return Err(invalid(
+                path,
+                "num_layers",
+                format!(
+                    "{} is over the limit of {MAX_LAYERS} (their weights alone would need {})",
+                    self.num_layers,
+                    human_bytes(self.weight_bytes())
+                ),
+            ));
+        }
+        let bytes = self.weight_bytes();
+        if bytes > MAX_WEIGHT_BYTES {
+            return Err(invalid(
+                path,
+                "d_model",
+                format!(
+                    "d_model {}, d_ff {}, {} layers of {} heads x {} need {} of weights, over the limit of {}",
+                    self.d_model,
+                    self.d_ff,
+                    self.num_layers,
+                    self.num_heads,
+                    self.d_kv,
+                    human_bytes(bytes),
+                    human_bytes(MAX_WEIGHT_BYTES)
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -509,6 +628,56 @@ mod tests {
         let mut json = real_json();
         json["chronos_config"]["quantiles"] = serde_json::json!([0.5, 0.1]);
         assert!(error_of(json).contains("quantiles"));
+    }
+
+    /// Issue 17: rope_theta <= 0 and a negative or NaN epsilon are refused.
+    #[test]
+    fn rejects_non_positive_rope_theta_and_epsilon() {
+        for theta in [0.0, -1.0] {
+            let mut json = real_json();
+            json["rope_theta"] = theta.into();
+            let msg = error_of(json);
+            assert!(msg.contains("rope_theta") && msg.contains("positive"), "{msg}");
+        }
+        let mut json = real_json();
+        json["layer_norm_epsilon"] = (-1e-6).into();
+        assert!(error_of(json).contains("layer_norm_epsilon"));
+    }
+
+    /// Issue 17: shapes that cannot fit are refused up front, naming the memory.
+    #[test]
+    fn rejects_shapes_that_cannot_fit() {
+        let mut json = real_json();
+        json["chronos_config"]["context_length"] = 1_000_000_000_000u64.into();
+        let msg = error_of(json);
+        assert!(
+            msg.contains("context_length") && msg.contains("EB per head and row"),
+            "{msg}"
+        );
+        let mut json = real_json();
+        json["chronos_config"]["max_output_patches"] = 1_000_000_000.into();
+        let msg = error_of(json);
+        assert!(msg.contains("max_output_patches") && msg.contains("16384"), "{msg}");
+        let mut json = real_json();
+        json["d_model"] = 1_000_000_000.into();
+        let msg = error_of(json);
+        assert!(msg.contains("d_model") && msg.contains("TB of weights"), "{msg}");
+        let mut json = real_json();
+        json["num_layers"] = 1_000_000.into();
+        let msg = error_of(json);
+        assert!(
+            msg.contains("num_layers") && msg.contains("1000000 is over the limit of 1024"),
+            "{msg}"
+        );
+        let mut json = real_json();
+        json["d_ff"] = 1_000_000.into();
+        let msg = error_of(json);
+        assert!(msg.contains("d_ff 1000000") && msg.contains("GB of weights"), "{msg}");
+        let mut json = real_json();
+        json["d_kv"] = (usize::MAX - 1).into();
+        assert!(error_of(json).contains("of weights"));
+        // The released shape is well inside: ~0.48 GB.
+        assert!((Config::chronos2().weight_bytes() / 1e9 - 0.478).abs() < 0.01);
     }
 
     #[test]

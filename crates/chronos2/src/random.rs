@@ -134,8 +134,20 @@ fn to_storage(tensor: &Tensor, dtype: StorageDtype) -> StoredTensor<'_> {
     }
 }
 
+/// The temporary name a checkpoint file is written under before its rename.
+fn temporary(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
 /// Writes `config.json` and `model.safetensors` into `dir` (created if needed), storing the
 /// tensors as `dtype`. The result loads in this crate and in the reference package.
+///
+/// Both files are written under temporary names and renamed into place, so a process that
+/// has the old files mapped keeps reading them intact, and an interrupted save leaves the old
+/// checkpoint as it was.
 ///
 /// # Errors
 /// [`Error::Io`] if the directory or files cannot be written.
@@ -149,18 +161,27 @@ pub fn save_checkpoint(dir: &Path, config: &Config, weights: &Weights, dtype: St
     file_config.dtype = dtype;
     let json = serde_json::to_string_pretty(&file_config.to_file()).expect("the config serialises");
     let config_path = dir.join(CONFIG_FILE);
-    std::fs::write(&config_path, json + "\n").map_err(io(&config_path))?;
-    let tensors = weights.tensors();
-    let encoded: Vec<(String, StoredTensor<'_>)> = tensors
-        .iter()
-        .map(|t| (t.name().to_string(), to_storage(t, dtype)))
-        .collect();
-    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
     let weights_path = dir.join(WEIGHTS_FILE);
-    safetensors::serialize_to_file(encoded.iter().map(|(n, e)| (n.as_str(), e)), &metadata, &weights_path).map_err(
-        |e| Error::Io {
-            path: weights_path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        },
-    )
+    let (config_temp, weights_temp) = (temporary(&config_path), temporary(&weights_path));
+    let written = (|| {
+        std::fs::write(&config_temp, json + "\n").map_err(io(&config_path))?;
+        let tensors = weights.tensors();
+        let encoded: Vec<(String, StoredTensor<'_>)> = tensors
+            .iter()
+            .map(|t| (t.name().to_string(), to_storage(t, dtype)))
+            .collect();
+        let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+        safetensors::serialize_to_file(encoded.iter().map(|(n, e)| (n.as_str(), e)), &metadata, &weights_temp)
+            .map_err(|e| Error::Io {
+                path: weights_path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        std::fs::rename(&weights_temp, &weights_path).map_err(io(&weights_path))?;
+        std::fs::rename(&config_temp, &config_path).map_err(io(&config_path))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&config_temp);
+        let _ = std::fs::remove_file(&weights_temp);
+    }
+    written
 }

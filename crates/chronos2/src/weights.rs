@@ -422,7 +422,12 @@ impl Weights {
     /// shared unchanged.
     pub fn rounded_to_bf16(&self) -> Self {
         let round = |layer: &mut Linear| {
-            let data = layer.weight.data().iter().map(|&v| chronos2_kernels::bf16::round_bf16(v)).collect();
+            let data = layer
+                .weight
+                .data()
+                .iter()
+                .map(|&v| chronos2_kernels::bf16::round_bf16(v))
+                .collect();
             layer.weight = Tensor::owned(layer.weight.name(), layer.weight.shape().to_vec(), data);
         };
         let mut copy = self.clone();

@@ -25,7 +25,7 @@ impl ModelArgs {
     pub fn resolve(&self) -> Result<Resolved> {
         let resolved = resolve(self.model.as_deref(), &ResolveOptions::from_env(self.offline))?;
         if let Some(notice) = &resolved.notice {
-            eprintln!("note: {notice}");
+            stderr_line(format_args!("note: {notice}"));
         }
         Ok(resolved)
     }
@@ -66,17 +66,59 @@ pub struct EngineArgs {
     pub warmup: Option<String>,
 }
 
-/// Parses `ROWSxCONTEXTxHORIZON,...`.
-fn parse_shapes(text: &str) -> Result<Vec<(usize, usize, usize)>> {
+/// Most rows a `--warmup` bucket may plan (the pipeline's batches are far smaller).
+pub const MAX_WARMUP_ROWS: usize = 4096;
+
+/// Writes one line on stderr. A closed or full stderr (`2>/dev/full`, `2>&1 | head -1`) is
+/// ignored: a note must never crash the program, as `eprintln!` would.
+pub fn stderr_line(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Physical memory (Linux `/proc/meminfo`), if known.
+fn total_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Parses `ROWSxCONTEXTxHORIZON,...` and checks each bucket against the model: rows up to
+/// [`MAX_WARMUP_ROWS`], context up to the model's context length, horizon up to the
+/// forecast pipeline's limit. The message names the limit and the memory the bucket needs.
+fn parse_shapes(text: &str, config: &chronos2::Config) -> Result<Vec<(usize, usize, usize)>> {
     text.split(',')
         .map(|item| {
-            let parts: Vec<usize> = item.trim().split('x').filter_map(|p| p.parse().ok()).collect();
-            match parts.as_slice() {
-                [rows, context, horizon] if *rows > 0 && *context > 0 && *horizon > 0 => {
-                    Ok((*rows, *context, *horizon))
-                }
-                _ => anyhow::bail!("cannot read --warmup shape `{item}`; expected ROWSxCONTEXTxHORIZON, e.g. 1x512x16"),
+            let parts: Vec<Option<usize>> = item.trim().split('x').map(|p| p.trim().parse().ok()).collect();
+            let &[Some(rows), Some(context), Some(horizon)] = parts.as_slice() else {
+                anyhow::bail!("cannot read --warmup shape `{item}`; expected ROWSxCONTEXTxHORIZON, e.g. 1x512x16");
+            };
+            if rows == 0 || context == 0 || horizon == 0 {
+                anyhow::bail!("--warmup shape `{item}`: rows, context and horizon must be at least 1");
             }
+            let max_horizon = chronos2_forecast::max_prediction_length(config);
+            // Lower bound of one plan: every row's tokens through D-wide activations, the
+            // feed-forward hidden layer and the time-attention scores.
+            let tokens = context.min(config.context_length).div_ceil(config.patch_size) as f64
+                + 1.0
+                + horizon.div_ceil(config.patch_size).min(config.max_output_patches) as f64;
+            let per_token = 4.0 * config.d_model as f64 + config.d_ff as f64 + (config.num_heads as f64) * tokens;
+            let bytes = rows as f64 * tokens * per_token * 4.0;
+            let memory = total_memory_bytes();
+            if rows > MAX_WARMUP_ROWS
+                || context > config.context_length
+                || horizon > max_horizon
+                || memory.is_some_and(|m| bytes > m as f64)
+            {
+                anyhow::bail!(
+                    "--warmup shape `{item}` is too large: a plan of it needs at least {:.1} GB{}; at most {MAX_WARMUP_ROWS} rows, context {} and horizon {max_horizon} for this model",
+                    bytes / 1e9,
+                    memory.map_or(String::new(), |m| format!(" (this machine has {:.1} GB)", m as f64 / 1e9)),
+                    config.context_length
+                );
+            }
+            Ok((rows, context, horizon))
         })
         .collect()
 }
@@ -97,9 +139,9 @@ impl EngineArgs {
             ..settings
         };
         for note in &settings.notes {
-            eprintln!("note: {note}");
+            stderr_line(format_args!("note: {note}"));
         }
-        eprintln!("chronos2: {settings}");
+        stderr_line(format_args!("chronos2: {settings}"));
         Ok(settings)
     }
 }
@@ -122,14 +164,18 @@ pub fn load_engine(model: &ModelArgs, settings: &Settings) -> Result<Loaded> {
     let (eager, label) = model.load()?;
     let load_time = started.elapsed();
     let started = Instant::now();
+    let shapes = match &settings.warmup {
+        Some(text) => parse_shapes(text, eager.config())?,
+        None => Vec::new(),
+    };
     let engine = Engine::new(Arc::new(eager), settings);
-    if let (Some(shapes), Some(compiled)) = (&settings.warmup, engine.compiled()) {
-        let planning = compiled.warm_up(&parse_shapes(shapes)?)?;
-        eprintln!(
+    if let (false, Some(compiled)) = (shapes.is_empty(), engine.compiled()) {
+        let planning = compiled.warm_up(&shapes)?;
+        stderr_line(format_args!(
             "chronos2: planned {} bucket(s) in {:.1} ms",
             compiled.stats().plans_built,
             planning.as_secs_f64() * 1e3
-        );
+        ));
     }
     Ok(Loaded {
         label,
@@ -137,4 +183,36 @@ pub fn load_engine(model: &ModelArgs, settings: &Settings) -> Result<Loaded> {
         load_time,
         prepare_time: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 17: `--warmup 100000x512x16` (28 GB) and shapes near 2^64 are refused up front.
+    #[test]
+    fn warmup_shapes_are_bounded() {
+        let config = chronos2::Config::chronos2();
+        assert_eq!(
+            parse_shapes("1x512x16, 32x512x16", &config).unwrap(),
+            [(1, 512, 16), (32, 512, 16)]
+        );
+        let err = parse_shapes("100000x512x16", &config).unwrap_err().to_string();
+        assert!(
+            err.contains("at most 4096 rows") && err.contains("needs at least"),
+            "{err}"
+        );
+        let err = parse_shapes("1x18446744073709551615x16", &config)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("too large"), "{err}");
+        let err = parse_shapes("1x512x18446744073709551616", &config)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read"), "{err}");
+        assert!(parse_shapes("0x512x16", &config)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1"));
+    }
 }

@@ -26,6 +26,7 @@ enum Command {
     Forecast(commands::forecast::Args),
     InitRandom(commands::init_random::Args),
     Inspect(commands::inspect::Args),
+    Serve(commands::serve::Args),
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -46,16 +47,34 @@ fn main() -> ExitCode {
         Command::Forecast(args) => commands::forecast::run(args, &mut out),
         Command::InitRandom(args) => commands::init_random::run(args, &mut out),
         Command::Inspect(args) => commands::inspect::run(args, &mut out),
+        Command::Serve(args) => commands::serve::run(args, &mut out),
     }
     .and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            common::stderr_line(format_args!("error: {}", message(&error)));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: a cause whose text an outer
+/// message already quotes (an OS error inside "cannot write x: <os error>") is not repeated.
+fn message(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 #[cfg(test)]
@@ -66,5 +85,26 @@ mod tests {
     #[test]
     fn cli_definition_is_valid() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Issue 17: an OS error quoted by its context is printed once.
+    #[test]
+    fn causes_are_printed_once() {
+        let os = || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        // The backtest's write error quotes its OS error and also chains it as its source.
+        let error = anyhow::Error::new(chronos2_backtest::BacktestError::Write {
+            path: "out/report.json".into(),
+            source: os(),
+        });
+        assert_eq!(error.chain().count(), 2);
+        assert_eq!(
+            super::message(&error),
+            "out/report.json: No such file or directory (os error 2)"
+        );
+        let chained = anyhow::Error::new(os()).context("cannot read x.csv");
+        assert_eq!(
+            super::message(&chained),
+            "cannot read x.csv: No such file or directory (os error 2)"
+        );
     }
 }

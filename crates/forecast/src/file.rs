@@ -43,6 +43,16 @@ pub fn parse_quantile_levels(text: &str) -> Result<Vec<QuantileLevel>, ForecastE
     if levels.is_empty() {
         return Err(ForecastError::Input("no quantile levels given".into()));
     }
+    if let Some((i, twin)) = levels
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| levels[..i].iter().find(|b| b.level == a.level).map(|b| (i, b)))
+    {
+        return Err(ForecastError::Input(format!(
+            "quantile level `{}` is given twice (as `{}` and `{}`); each level makes one column, list it once",
+            twin.level, twin.label, levels[i].label
+        )));
+    }
     Ok(levels)
 }
 
@@ -284,6 +294,13 @@ pub fn forecast_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 17: `--quantiles 0.5,0.5` would give duplicate columns.
+    #[test]
+    fn duplicate_quantile_levels_are_refused() {
+        let msg = parse_quantile_levels("0.1,0.5,0.50").unwrap_err().to_string();
+        assert!(msg.contains("given twice") && msg.contains("`0.5` and `0.50`"), "{msg}");
+    }
 
     #[test]
     fn quantile_syntax() {

@@ -36,5 +36,5 @@ pub use file::{
     forecast_file, parse_quantile_levels, parse_targets, FileForecast, FileRequest, QuantileLevel, SeriesForecast,
 };
 pub use levels::{at_levels, outside_trained_range, LevelForecast};
-pub use pipeline::{predict, PredictOptions, Prediction, TaskForecast};
+pub use pipeline::{max_prediction_length, predict, PredictOptions, Prediction, TaskForecast, MAX_UNROLL_PASSES};
 pub use task::{prepare_tasks, Covariate, CovariateValues, PreparedTask, Task};

@@ -91,6 +91,15 @@ impl Rows {
     }
 }
 
+/// Most forward passes one long-horizon unroll may chain.
+pub const MAX_UNROLL_PASSES: usize = 64;
+
+/// Longest prediction length accepted: [`MAX_UNROLL_PASSES`] times the model's horizon per
+/// forward pass (beyond that the unroll is both meaningless and a memory hazard).
+pub fn max_prediction_length(config: &Config) -> usize {
+    config.max_horizon().saturating_mul(MAX_UNROLL_PASSES)
+}
+
 /// Forecasts `tasks` (the reference's `Chronos2Pipeline.predict`).
 ///
 /// # Errors
@@ -100,6 +109,15 @@ pub fn predict(model: &dyn ForwardPass, tasks: &[Task], options: &PredictOptions
     let h = options.prediction_length;
     if h == 0 {
         return Err(ForecastError::Input("prediction length must be at least 1".into()));
+    }
+    let limit = max_prediction_length(config);
+    if h > limit {
+        let bytes = (h as f64) * (config.num_quantiles() as f64) * 4.0 * tasks.len().max(1) as f64;
+        return Err(ForecastError::Input(format!(
+            "prediction length {h} is over the limit of {limit} ({MAX_UNROLL_PASSES} forward passes of {} steps); its forecasts alone would need {:.1} GB",
+            config.max_horizon(),
+            bytes / 1e9
+        )));
     }
     if options.batch_size == 0 {
         return Err(ForecastError::Input("batch size must be at least 1".into()));
@@ -158,6 +176,18 @@ pub fn predict(model: &dyn ForwardPass, tasks: &[Task], options: &PredictOptions
         let batch = &prepared[start..end];
         let (preds, calls) = predict_batch(model, batch, context_length, max_patches, options)?;
         model_calls += calls;
+        if let Some(k) = preds.iter().position(|p| p.values.iter().any(|v| !v.is_finite())) {
+            let task = start + k;
+            let largest = batch[k]
+                .context
+                .iter()
+                .flatten()
+                .filter(|v| v.is_finite())
+                .fold(0.0f32, |m, v| m.max(v.abs()));
+            return Err(ForecastError::Input(format!(
+                "the model produced non-finite forecasts for task {task}; likely causes: input values too large for f32 arithmetic (largest |value| {largest:e}; rescale the data) or NaN/Inf weights (check the checkpoint with `chronos2 inspect`)"
+            )));
+        }
         forecasts.extend(preds);
         start = end;
     }

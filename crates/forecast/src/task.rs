@@ -97,7 +97,22 @@ fn categorical(values: &CovariateValues) -> &Vec<Option<String>> {
     }
 }
 
-/// Checks that all tasks share one schema and every length fits.
+/// The input rule: NaN is a missing value, an infinite value (or one beyond f32's range,
+/// which became infinite on conversion) is refused, naming where it is, before the engine
+/// sees it.
+fn check_finite(values: &[f32], what: &str) -> Result<(), String> {
+    match values.iter().position(|v| v.is_infinite()) {
+        None => Ok(()),
+        Some(at) => Err(format!(
+            "{what} has {} at position {at} of {}; values must be finite numbers within ±3.4e38 (use an empty cell or NaN for a missing value)",
+            values[at],
+            values.len()
+        )),
+    }
+}
+
+/// Checks that all tasks share one schema and every length fits, and applies the input rule
+/// ([`check_finite`]; a target row with no observed value is refused too).
 fn validate(tasks: &[Task], horizon: usize) -> Result<(), ForecastError> {
     let first = tasks
         .first()
@@ -131,6 +146,14 @@ fn validate(tasks: &[Task], horizon: usize) -> Result<(), ForecastError> {
         if task.targets.iter().any(|row| row.len() != t) {
             return bad("target rows have different lengths".into());
         }
+        for (r, row) in task.targets.iter().enumerate() {
+            check_finite(row, &format!("target row {r}")).or_else(bad)?;
+            if row.iter().all(|v| v.is_nan()) {
+                return bad(format!(
+                    "target row {r} has no observed value (all {t} are missing); there is nothing to forecast from"
+                ));
+            }
+        }
         if schema(task) != first_schema {
             return bad("covariates differ from task 0's; all tasks of one call must share a schema".into());
         }
@@ -141,6 +164,12 @@ fn validate(tasks: &[Task], horizon: usize) -> Result<(), ForecastError> {
                     c.name,
                     c.past.len()
                 ));
+            }
+            if let CovariateValues::Numeric(past) = &c.past {
+                check_finite(past, &format!("covariate `{}`", c.name)).or_else(bad)?;
+            }
+            if let Some(CovariateValues::Numeric(future)) = &c.future {
+                check_finite(future, &format!("the future values of covariate `{}`", c.name)).or_else(bad)?;
             }
             if let Some(future) = &c.future {
                 if future.len() != horizon {
@@ -366,5 +395,45 @@ mod tests {
         let err = prepare_tasks(&[with_cov], 2).unwrap_err().to_string();
         assert!(err.contains("covariate `x` has 3 past values"), "{err}");
         assert!(prepare_tasks(&[], 2).is_err());
+    }
+
+    /// Issue 17, the input rule: an infinite value (or one beyond f32, which became infinite)
+    /// in a target or a numeric covariate is refused before the engine, naming where it is.
+    #[test]
+    fn infinite_values_are_refused_naming_their_position() {
+        for bad in [f32::INFINITY, f32::NEG_INFINITY, 1e308f64 as f32] {
+            let mut target = vec![1.0; 6];
+            target[4] = bad;
+            let err = prepare_tasks(&[Task::univariate(target)], 2).unwrap_err().to_string();
+            assert!(
+                err.contains("task 0: target row 0 has") && err.contains("position 4 of 6"),
+                "{err}"
+            );
+        }
+        let future = Task::univariate(vec![1.0; 4]).with_covariate(Covariate {
+            name: "price".into(),
+            past: CovariateValues::Numeric(vec![0.0; 4]),
+            future: Some(CovariateValues::Numeric(vec![0.0, f32::INFINITY])),
+        });
+        let err = prepare_tasks(&[future], 2).unwrap_err().to_string();
+        assert!(
+            err.contains("future values of covariate `price` has inf at position 1"),
+            "{err}"
+        );
+        // NaN stays a missing value.
+        assert!(prepare_tasks(&[Task::univariate(vec![1.0, f32::NAN, 2.0])], 2).is_ok());
+    }
+
+    /// Issue 17: an all-missing target gets no forecast from nothing.
+    #[test]
+    fn an_all_missing_target_is_refused() {
+        let err = prepare_tasks(&[Task::univariate(vec![f32::NAN; 5])], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("target row 0 has no observed value"), "{err}");
+        let err = prepare_tasks(&[Task::univariate(Vec::new())], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("empty"), "{err}");
     }
 }

@@ -143,6 +143,17 @@ fn parse_repo_id(spec: &str) -> Option<(&str, &str, &str)> {
     (valid(org) && valid(name) && !revision.is_empty()).then_some((org, name, revision))
 }
 
+/// Whether `spec` can only be a path: absolute, starting with `.` or `~`, or with more than
+/// one `/` before a revision.
+fn looks_like_a_path(spec: &str) -> bool {
+    let id = spec.split_once('@').map_or(spec, |(id, _)| id);
+    Path::new(spec).is_absolute()
+        || spec.starts_with('.')
+        || spec.starts_with('~')
+        || id.matches('/').count() > 1
+        || spec.contains('\\')
+}
+
 /// Finds `org/name` at `revision` in one cache directory.
 fn find_in_cache(cache: &Path, org: &str, name: &str, revision: &str) -> Option<PathBuf> {
     let repo = cache.join(format!("models--{org}--{name}"));
@@ -184,6 +195,26 @@ pub fn resolve(spec: Option<&str>, options: &ResolveOptions) -> Result<Resolved,
             label: spec.clone(),
             notice: None,
         });
+    }
+    // Something on disk by that name (a file, a dangling link, a symlink loop), or a spelling
+    // only a path has, is a local path that is not a checkpoint folder, never a repo id.
+    if let Ok(found) = std::fs::symlink_metadata(path) {
+        let what = if found.is_symlink() {
+            match std::fs::metadata(path) {
+                Err(e) => format!("a symbolic link that cannot be followed ({e})"),
+                Ok(_) => "a link to a file".to_string(),
+            }
+        } else {
+            "a file".to_string()
+        };
+        return Err(HubError::NotFound(format!(
+            "model `{spec}` is {what}, not a checkpoint folder; pass the folder that holds config.json and model.safetensors"
+        )));
+    }
+    if looks_like_a_path(&spec) {
+        return Err(HubError::NotFound(format!(
+            "model `{spec}`: no such directory (a path, not a Hugging Face repo id org/name[@revision])"
+        )));
     }
     let Some((org, name, revision)) = parse_repo_id(&spec) else {
         return Err(HubError::NotFound(format!(
@@ -370,5 +401,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no such directory") && err.contains("org/name"), "{err}");
+    }
+
+    /// Issue 17: a relative path to an existing file is not a Hugging Face id (it used to be
+    /// sent to the network as `src/lib.rs`).
+    #[test]
+    fn an_existing_file_is_not_a_repo_id() {
+        let err = resolve(Some("src/lib.rs"), &options(&[], false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`src/lib.rs` is a file, not a checkpoint folder"), "{err}");
+    }
+
+    /// Issue 17: a symlink loop is reported as such, not looked up on the network.
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_loop_is_not_a_repo_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let err = resolve(Some(a.to_str().unwrap()), &options(&[], false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link that cannot be followed"), "{err}");
+    }
+
+    /// Paths that do not exist are never taken for repo ids either.
+    #[test]
+    fn path_spellings_are_not_repo_ids() {
+        for spec in ["../models/x", "/opt/models/x", "models/a/b", "~/x/y"] {
+            let err = resolve(Some(spec), &options(&[], false)).unwrap_err().to_string();
+            assert!(err.contains("no such directory"), "{spec}: {err}");
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use chronos2_backtest::report::{summary, write_outputs};
+use chronos2_backtest::report::{check_output_dir, summary, write_outputs};
 use chronos2_backtest::trading::SimConfig;
 use chronos2_backtest::{run_backtest, BacktestOptions, BacktestRun, StrategyOptions};
 use chronos2_data::{DataSource, Duplicates, Gaps, IdColumn, LoadOptions};
@@ -66,13 +66,14 @@ pub struct Args {
     /// Never go short.
     #[arg(long)]
     pub long_only: bool,
-    /// Position size as a fraction of equity.
+    /// Position size as a fraction of equity, at most 10 (10x leverage); equity that reaches
+    /// zero ends trading (bankruptcy, -100%).
     #[arg(long, default_value_t = 1.0)]
     pub fraction: f64,
-    /// Fee per side, basis points.
+    /// Fee per side, basis points (0 to 1000).
     #[arg(long, default_value_t = 10.0)]
     pub fee_bps: f64,
-    /// Slippage per side, basis points.
+    /// Slippage per side, basis points (0 to 1000).
     #[arg(long, default_value_t = 5.0)]
     pub slippage_bps: f64,
     /// Rows per model call.
@@ -87,12 +88,19 @@ pub struct Args {
     /// Keep the last of rows sharing a timestamp instead of refusing the file.
     #[arg(long)]
     pub keep_last: bool,
-    /// Output directory for report.json, forecasts.csv, trades.csv and report.html.
-    #[arg(long, default_value = "backtest-out")]
-    pub out: PathBuf,
+    /// Output directory for report.json, forecasts.csv, trades.csv and report.html (default:
+    /// backtest-out; compare-out for `compare`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 impl Args {
+    /// The output directory: `--out`, else `default` (each command has its own, so that one
+    /// never replaces the other's report).
+    pub fn out_dir(&self, default: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from(default))
+    }
+
     /// The data: the `--data` file, or the bundled BTCUSD.csv.
     pub fn data_source(&self) -> DataSource<'_> {
         self.data.as_deref().map_or(BUNDLED_DATA, DataSource::File)
@@ -145,9 +153,6 @@ impl Args {
         if !interval.iter().all(|l| allowed.iter().any(|a| (a - l).abs() < 1e-6)) {
             bail!("--interval levels must be among {allowed:?}");
         }
-        if !(self.fraction > 0.0 && self.fraction <= 10.0) || self.fee_bps < 0.0 || self.slippage_bps < 0.0 {
-            bail!("--fraction must be in (0, 10] and fees/slippage non-negative");
-        }
         let first_origin = match &self.first_origin {
             None => None,
             Some(text) => Some(match text.parse::<usize>() {
@@ -162,7 +167,7 @@ impl Args {
                 }
             }),
         };
-        Ok(BacktestOptions {
+        let options = BacktestOptions {
             context: self.context,
             horizon: self.horizon,
             windows: self.windows,
@@ -184,7 +189,9 @@ impl Args {
                     initial_equity: 10_000.0,
                 },
             },
-        })
+        };
+        options.validate()?;
+        Ok(options)
     }
 }
 
@@ -197,8 +204,9 @@ pub fn backtest(args: &Args, engine: &chronos2_engine::Engine, label: &str) -> R
         columns: vec!["close".into()],
         ..load.clone()
     })?;
-    let options = args.options(&probe.series[0].timestamps)?;
-    let total = probe.series.len() * options.windows;
+    let first = probe.series.first().context("the data holds no series")?;
+    let options = args.options(&first.timestamps)?;
+    let total = probe.series.len().saturating_mul(options.windows);
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} windows {elapsed} (eta {eta})").expect("valid template"),
@@ -215,14 +223,17 @@ pub fn backtest(args: &Args, engine: &chronos2_engine::Engine, label: &str) -> R
 
 /// Runs the command.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
+    // Fail before the work, not after it.
+    let dir = args.out_dir("backtest-out");
+    check_output_dir(&dir)?;
     let settings = args.engine.settings()?;
     let loaded = load_engine(&args.model, &settings)?;
     let run = backtest(args, &loaded.engine, &loaded.label)?;
     for note in &run.data_notes {
-        eprintln!("note: {note}");
+        crate::common::stderr_line(format_args!("note: {note}"));
     }
     write!(out, "{}", summary(&run))?;
-    let files = write_outputs(&run, &args.out, "")?;
+    let files = write_outputs(&run, &dir, "")?;
     writeln!(
         out,
         "\nwrote {}",

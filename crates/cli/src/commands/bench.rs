@@ -180,14 +180,28 @@ fn check_live_shape(args: &Args, config: &chronos2::Config) -> Result<()> {
     Ok(())
 }
 
-/// Close prices of every series in `path`.
+/// Close prices of every series in `path`. The forecast pipeline's input rule applies: a
+/// value that is infinite or beyond f32's range is refused, naming the bar (NaN is missing).
 fn data_series(path: &std::path::Path) -> Result<Vec<Vec<f32>>> {
     let data = load_csv(path, &LoadOptions::columns(&["close"]))?;
-    Ok(data
-        .series
+    let stem = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    data.series
         .iter()
-        .map(|s| s.columns[0].1.iter().map(|&v| v as f32).collect())
-        .collect())
+        .map(|s| {
+            let closes: Vec<f32> = s.columns[0].1.iter().map(|&v| v as f32).collect();
+            if let Some(bar) = closes.iter().position(|v| v.is_infinite()) {
+                bail!(
+                    "{}: the close at {} is {}, outside the model's range (|x| < 3.4e38); fix the data",
+                    s.label(&stem),
+                    chronos2_data::format_timestamp(s.timestamps[bar], chronos2_data::TimestampStyle::DateTime),
+                    s.columns[0].1[bar]
+                );
+            }
+            Ok(closes)
+        })
+        .collect()
 }
 
 fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[ShapeCase]) -> Result<ModeReport> {
@@ -342,8 +356,10 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
             mode.settings,
             mode.load_ms,
             mode.prepare_ms,
-            mode.packed_bytes
-                .map_or(String::new(), |b| format!(" ({:.0} MiB of packed weights)", b as f64 / 1048576.0)),
+            mode.packed_bytes.map_or(String::new(), |b| format!(
+                " ({:.0} MiB of packed weights)",
+                b as f64 / 1048576.0
+            )),
             mode.peak_rss_bytes
                 .map_or("n/a".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
         )?;
@@ -426,7 +442,16 @@ mod tests {
     fn durations_are_positive_and_bounded() {
         assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
         assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
-        for bad in ["-1s", "1e20s", "100000000000000000000s", "0s", "NaNs", "inf", "1e400", "-0.5m"] {
+        for bad in [
+            "-1s",
+            "1e20s",
+            "100000000000000000000s",
+            "0s",
+            "NaNs",
+            "inf",
+            "1e400",
+            "-0.5m",
+        ] {
             let msg = parse_duration(bad).unwrap_err().to_string();
             assert!(msg.contains("--duration"), "{bad}: {msg}");
         }

@@ -4,13 +4,13 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use chronos2_backtest::report::write_outputs;
-use chronos2_bench::compare::{compare, CompareReport, Setup};
+use chronos2_backtest::report::{check_output_dir, write_atomic, write_outputs};
+use chronos2_bench::compare::{check_settings, compare, CompareReport, Setup};
 use chronos2_bench::verdict::Thresholds;
 use chronos2_bench::MachineInfo;
 
 use crate::commands::backtest::{self, backtest};
-use crate::common::load_engine;
+use crate::common::{load_engine, stderr_line};
 
 /// Run eager and compiled on the same walk-forward setups (default: the original
 /// profitability test, 10 windows x context 100 x horizon 7 on BTCUSD, plus a longer run) and
@@ -62,6 +62,15 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         max_mae_difference_pct: args.max_mae_diff,
         return_tolerance_pp: args.return_tolerance_pp,
     };
+    // Everything that can be checked before the (long) runs is checked first: the settings,
+    // the output folder (compare's own, never backtest's) and the data.
+    check_settings(&args.setups, args.repeats, &thresholds)?;
+    let dir = args.backtest.out_dir("compare-out");
+    check_output_dir(&dir)?;
+    let source = args.backtest.data_source();
+    source
+        .load(&args.backtest.load_options()?)
+        .with_context(|| format!("cannot read the data {source}"))?;
     let mut engine_args = args.backtest.engine.clone();
     engine_args.mode = Some("eager".into());
     let eager = load_engine(&args.backtest.model, &engine_args.settings()?)?;
@@ -80,43 +89,39 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             setup_args.horizon = setup.horizon;
             backtest(&setup_args, engine, mode)
         },
-    );
+    )?;
     for setup in &setups {
         for (mode, run) in [("eager", &setup.eager), ("compiled", &setup.compiled)] {
             for failure in &run.failures {
-                eprintln!("warning: a {mode} run failed: {failure}");
+                stderr_line(format_args!("warning: a {mode} run failed: {failure}"));
             }
         }
     }
     let report = CompareReport::new(
         MachineInfo::detect(compiled.engine.threads()),
         compiled.label.clone(),
-        args.backtest.data_source().to_string(),
+        source.to_string(),
         thresholds,
         setups,
     );
-    let dir = &args.backtest.out;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let markdown = report.markdown();
-    let md_path = dir.join("compare.md");
-    std::fs::write(&md_path, &markdown).with_context(|| format!("cannot write {}", md_path.display()))?;
     let json = serde_json::to_string_pretty(&report)?;
-    let json_path = dir.join("compare.json");
-    std::fs::write(&json_path, &json).with_context(|| format!("cannot write {}", json_path.display()))?;
+    let mut written = Vec::new();
+    for (name, text) in [("compare.md", &markdown), ("compare.json", &json)] {
+        let path = dir.join(name);
+        write_atomic(&path, text.as_bytes())?;
+        written.push(path);
+    }
     if let Some(run) = &compiled_run {
-        write_outputs(run, dir, &report.html_section())?;
+        written.extend(write_outputs(run, &dir, &report.html_section())?);
     }
     match args.format {
         Format::Json => writeln!(out, "{json}")?,
         Format::Markdown => write!(out, "{markdown}")?,
         Format::Table => {
             write!(out, "{markdown}")?;
-            writeln!(
-                out,
-                "\nwrote {} and {}",
-                md_path.display(),
-                dir.join("report.html").display()
-            )?;
+            let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            writeln!(out, "\nwrote {}", names.join(", "))?;
         }
     }
     Ok(())

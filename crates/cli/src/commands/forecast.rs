@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use chronos2_backtest::report::csv_field;
 use chronos2_backtest::table::Table;
 use chronos2_data::{Duplicates, Gaps, IdColumn, LoadOptions};
 use chronos2_forecast::{forecast_file, parse_quantile_levels, parse_targets, FileForecast, FileRequest};
@@ -134,7 +135,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let loaded = load_engine(&args.model, &settings)?;
     let result = forecast_file(&loaded.engine, &args.data, &request)?;
     for note in result.data.report.notes.iter().chain(&result.warnings) {
-        eprintln!("note: {note}");
+        crate::common::stderr_line(format_args!("note: {note}"));
     }
     match args.format {
         Format::Table => write_table(&result, out),
@@ -177,8 +178,8 @@ fn write_csv(result: &FileForecast, out: &mut dyn Write) -> Result<()> {
             writeln!(
                 out,
                 "{},{},{timestamp},{},{}",
-                f.item_id,
-                f.target_name,
+                csv_field(&f.item_id),
+                csv_field(&f.target_name),
                 f.mean[t],
                 levels.join(",")
             )?;

@@ -1,7 +1,7 @@
 //! `chronos2 init-random`: write a checkpoint with random weights.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -26,9 +26,37 @@ pub struct Args {
     /// Storage dtype of the tensors: float32, bfloat16 or float16.
     #[arg(long, default_value = "float32")]
     dtype: String,
-    /// Output directory.
+    /// Output directory: new or empty (or holding a checkpoint, with --force).
     #[arg(long)]
     out: PathBuf,
+    /// Replace the config.json and model.safetensors of a folder that is not empty.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Refuses to write into a folder that holds anything unless `force`: what is there is the
+/// user's, not ours.
+fn check_out(out: &Path, force: bool) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        bail!("--out {} exists and is not a folder; pass a new folder", out.display());
+    }
+    let mut entries: Vec<String> = match std::fs::read_dir(out) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => bail!("cannot read --out {}: {e}", out.display()),
+    };
+    if !entries.is_empty() && !force {
+        entries.sort();
+        let shown = entries.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        let more = if entries.len() > 5 { ", ..." } else { "" };
+        bail!(
+            "--out {} is not empty (it holds {shown}{more}); pass a new or empty folder, or --force to replace config.json and model.safetensors in it",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 /// Runs the command.
@@ -56,6 +84,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             args.dtype
         );
     };
+    check_out(&args.out, args.force)?;
     let started = Instant::now();
     let model = Chronos2Model::random(config, args.seed, init);
     model.save(&args.out, dtype)?;
@@ -69,4 +98,29 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         started.elapsed().as_secs_f64()
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_out;
+
+    /// Issue 17: an existing checkpoint (or anything else) is never replaced silently.
+    #[test]
+    fn a_folder_that_is_not_empty_needs_force() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_out(&dir.path().join("new"), false).is_ok());
+        assert!(check_out(dir.path(), false).is_ok());
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        let err = check_out(dir.path(), false).unwrap_err().to_string();
+        assert!(
+            err.contains("not empty") && err.contains("config.json") && err.contains("--force"),
+            "{err}"
+        );
+        assert!(check_out(dir.path(), true).is_ok());
+        let err = check_out(&dir.path().join("config.json"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a folder"), "{err}");
+        assert!(check_out(std::path::Path::new("/"), false).is_err());
+    }
 }

@@ -6,3 +6,4 @@ pub mod compare;
 pub mod forecast;
 pub mod init_random;
 pub mod inspect;
+pub mod serve;

@@ -1,0 +1,107 @@
+//! Runs the Python package's tests (`crates/python/tests/test_*.py`) from `cargo test`.
+//!
+//! Sets up, once and then reused: a virtualenv in `target/python-venv` with numpy, pandas,
+//! pytest and maturin from PyPI; the package built by `maturin develop` and the `chronos2` CLI
+//! (the backtest and forecast tests compare with it), both in `target/python-build` so that
+//! the nested cargo never waits for the lock of the build running this test. Then runs pytest
+//! and fails with its output. Skips, with one line, only where `python3` is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The Python packages the tests need.
+const PACKAGES: [&str; 4] = ["numpy", "pandas", "pytest", "maturin"];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from)
+}
+
+/// Runs `command`; panics with its output when it fails.
+fn run(command: &mut Command, what: &str) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The virtualenv's interpreter, creating the venv and installing the packages if needed.
+fn venv(python: &str) -> PathBuf {
+    let dir = target_dir().join("python-venv");
+    let bin = dir.join("bin");
+    let interpreter = bin.join("python");
+    if !interpreter.exists() {
+        run(
+            Command::new(python).args(["-m", "venv"]).arg(&dir),
+            "creating the test virtualenv",
+        );
+    }
+    let imports = "import numpy, pandas, pytest, maturin";
+    let ready = Command::new(&interpreter)
+        .args(["-c", imports])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        run(
+            Command::new(&interpreter)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args(PACKAGES),
+            "installing the Python test packages from PyPI",
+        );
+    }
+    interpreter
+}
+
+#[test]
+fn python_package_tests() {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    if Command::new(&python).arg("--version").output().is_err() {
+        eprintln!("skipped: `{python}` is not installed, so the Python package cannot be tested");
+        return;
+    }
+    let interpreter = venv(&python);
+    let venv_dir = interpreter.parent().and_then(Path::parent).expect("venv/bin/python");
+    let build_dir = target_dir().join("python-build");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(
+        Command::new(&cargo)
+            .args(["build", "--quiet", "-p", "chronos2-cli"])
+            .current_dir(repo())
+            .env("CARGO_TARGET_DIR", &build_dir),
+        "building the chronos2 CLI",
+    );
+    run(
+        Command::new(venv_dir.join("bin/maturin"))
+            .args(["develop", "--quiet", "-m", "crates/python/Cargo.toml"])
+            .current_dir(repo())
+            .env("VIRTUAL_ENV", venv_dir)
+            .env("CARGO", &cargo)
+            .env("CARGO_TARGET_DIR", &build_dir),
+        "building the Python package (maturin develop)",
+    );
+    let output = Command::new(&interpreter)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "crates/python/tests"])
+        .current_dir(repo())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("CHRONOS2_CLI", build_dir.join("debug/chronos2"))
+        .env_remove("CHRONOS2_MODEL")
+        .output()
+        .expect("pytest starts");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the Python tests failed:\n{text}");
+    eprintln!("{}", text.lines().last().unwrap_or_default());
+}
