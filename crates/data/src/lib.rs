@@ -603,6 +603,13 @@ fn build_series(
 
 /// Reindexes `series` to every step between its first and last bar, repeating the previous
 /// bar's values into the missing ones.
+/// Most filled bars per real bar `--fill forward` accepts (a weekday calendar filled to every
+/// day is 1.4; hourly FX over weekends under 2).
+const MAX_FILL_RATIO: i64 = 100;
+
+/// Below this many filled bars the ratio is not checked (short files with real gaps).
+const MIN_FILL_BARS: i64 = 100_000;
+
 fn forward_fill(table: &Table, series: &mut Series, label: &str) -> Result<(), DataError> {
     let step = series.calendar.step;
     let first = series.timestamps[0];
@@ -613,7 +620,22 @@ fn forward_fill(table: &Table, series: &mut Series, label: &str) -> Result<(), D
             step
         )));
     }
-    let total = ((series.timestamps[series.timestamps.len() - 1] - first) / step) as usize + 1;
+    let span = (series.timestamps[series.timestamps.len() - 1] - first) / step;
+    let bars = series.timestamps.len() as i64;
+    // A stray bar far from the rest (a year-0001 date) would make the filled calendar huge:
+    // refuse more than MAX_FILL_RATIO bars per real bar, naming the memory it would need.
+    if span >= MAX_FILL_RATIO * bars.max(MIN_FILL_BARS / MAX_FILL_RATIO) {
+        let bytes = (span as f64 + 1.0) * 8.0 * (series.columns.len() + 1) as f64;
+        return Err(table.invalid(format!(
+            "{label}forward-filling {} bars from {} to {} would make {} bars ({:.1} GB) out of {bars}; a bar far from the others is probably wrong: remove it, or use the trading-day index (--fill none)",
+            bars,
+            format_timestamp(first, TimestampStyle::DateTime),
+            format_timestamp(series.timestamps[series.timestamps.len() - 1], TimestampStyle::DateTime),
+            span + 1,
+            bytes / 1e9
+        )));
+    }
+    let total = span as usize + 1;
     let mut timestamps = Vec::with_capacity(total);
     let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(total); series.columns.len()];
     let mut source = 0;
@@ -644,6 +666,18 @@ fn forward_fill(table: &Table, series: &mut Series, label: &str) -> Result<(), D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forward_fill_refuses_a_stray_bar_far_from_the_rest() {
+        let text = "timestamp,close\n0001-01-01,1\n2024-01-01,2\n2024-01-02,3\n2024-01-03,4\n";
+        let mut options = close();
+        options.gaps = Gaps::ForwardFill;
+        let err = load(text, &options).unwrap_err().to_string();
+        assert!(
+            err.contains("forward-filling") && err.contains("GB") && err.contains("--fill none"),
+            "{err}"
+        );
+    }
 
     fn load(text: &str, options: &LoadOptions) -> Result<Dataset, DataError> {
         let dir = tempfile::tempdir().unwrap();

@@ -95,7 +95,14 @@ impl CompiledModel {
     /// Repacks the weights of `eager` for the planned executor, every optimisation on, in
     /// f32; all kernels run on `pool`.
     pub fn new(eager: Arc<Chronos2Model>, mode: CompileMode, pool: Arc<Pool>) -> Self {
-        Self::with_options(eager, CompileOptions { mode, ..CompileOptions::default() }, pool)
+        Self::with_options(
+            eager,
+            CompileOptions {
+                mode,
+                ..CompileOptions::default()
+            },
+            pool,
+        )
     }
 
     /// As [`new`](Self::new), with chosen options: the compile mode, the optimisations (each
@@ -103,7 +110,12 @@ impl CompiledModel {
     /// and the precision of the encoder blocks.
     pub fn with_options(eager: Arc<Chronos2Model>, options: CompileOptions, pool: Arc<Pool>) -> Self {
         let started = Instant::now();
-        let packed = PackedModel::new(eager.weights(), options.optimizations.fused_qkv, options.precision, &pool);
+        let packed = PackedModel::new(
+            eager.weights(),
+            options.optimizations.fused_qkv,
+            options.precision,
+            &pool,
+        );
         Self {
             packing_time: started.elapsed(),
             eager,
@@ -192,7 +204,14 @@ impl CompiledModel {
         for &(rows, length, horizon) in shapes {
             let output_patches = horizon.div_ceil(config.patch_size).clamp(1, config.max_output_patches);
             let layout = GroupLayout::from_first_rows((0..rows).collect());
-            let pass = Pass::new(config, length, output_patches, false, layout, self.options.optimizations);
+            let pass = Pass::new(
+                config,
+                length,
+                output_patches,
+                false,
+                layout,
+                self.options.optimizations,
+            );
             let mut cache = self.cache.lock().map_err(|_| EngineError::Poisoned)?;
             if !cache
                 .plans

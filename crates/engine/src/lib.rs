@@ -37,8 +37,8 @@ use std::sync::Arc;
 use chronos2::{Chronos2Model, Config, ForwardPass, ModelInput, ModelOutput};
 
 pub use chronos2::encoder::Optimizations;
-pub use chronos2_kernels::pool::Pool;
 pub use chronos2::executor::Precision;
+pub use chronos2_kernels::pool::Pool;
 pub use compiled::{CompileOptions, CompiledModel, EngineStats};
 pub use settings::{CompileMode, Mode, Settings, SettingsFlags};
 

@@ -4,8 +4,8 @@
 
 use chronos2::encoder::{self, ActivationArena, Pass};
 use chronos2::executor::{Layer, Precision};
-use chronos2_kernels::bf16::pairs;
 use chronos2::{Config, ModelInput, ModelOutput};
+use chronos2_kernels::bf16::pairs;
 use chronos2_kernels::pool::Pool;
 
 use crate::packed_model::PackedModel;

@@ -17,8 +17,8 @@
 use chronos2::eager::MASK_VALUE;
 use chronos2::executor::{Executor, GroupLayout, Layer, Norm, ResidualPart};
 use chronos2::Config;
-use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
 use chronos2_kernels::bf16::{linear_bf16, pairs, to_bf16_pairs};
+use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
 use chronos2_kernels::packed::{linear, pack_into, packed_len, PackedRef, NR};
 use chronos2_kernels::pool::Pool;
 use chronos2_kernels::MatRef;
@@ -367,7 +367,17 @@ impl Executor for PlannedExecutor<'_> {
                     pack_rows_into(keys, members.iter().map(|&row| &qkv[at(row, 1)..][..dk]), dk);
                     pack_columns_into(values, members.iter().map(|&row| &qkv[at(row, 2)..][..dk]), dk);
                     let serial = Pool::serial();
-                    linear(scores, g, queries, dk, g, PackedRef::new(keys, g, dk), None, false, serial);
+                    linear(
+                        scores,
+                        g,
+                        queries,
+                        dk,
+                        g,
+                        PackedRef::new(keys, g, dk),
+                        None,
+                        false,
+                        serial,
+                    );
                     for line in scores.chunks_exact_mut(g) {
                         for (score, &key) in line.iter_mut().zip(members) {
                             *score += (1.0 - observed(key, t)) * MASK_VALUE;
@@ -375,11 +385,24 @@ impl Executor for PlannedExecutor<'_> {
                         softmax(line);
                     }
                     let out = &mut out[written * dk..(written + g) * dk];
-                    linear(out, dk, scores, g, g, PackedRef::new(values, dk, g), None, false, serial);
+                    linear(
+                        out,
+                        dk,
+                        scores,
+                        g,
+                        g,
+                        PackedRef::new(values, dk, g),
+                        None,
+                        false,
+                        serial,
+                    );
                     written += g;
                 }
             });
-        for (task, out) in outputs[..s * heads * grouped_rows * dk].chunks_exact(grouped_rows * dk).enumerate() {
+        for (task, out) in outputs[..s * heads * grouped_rows * dk]
+            .chunks_exact(grouped_rows * dk)
+            .enumerate()
+        {
             let (t, head) = (task / heads, task % heads);
             for (i, &row) in groups.iter().flatten().enumerate() {
                 ctx[(row * s + t) * inner + head * dk..][..dk].copy_from_slice(&out[i * dk..(i + 1) * dk]);

@@ -174,7 +174,8 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
                     "context_length": c.context_length,
                     "patch_size": c.patch_size,
                     "max_output_patches": c.max_output_patches,
-                    "quantiles": c.quantiles,
+                    // f32 levels in their short spelling (0.01, not 0.009999999776482582).
+                    "quantiles": c.quantiles.iter().map(|q| q.to_string().parse::<f64>().unwrap_or(f64::from(*q))).collect::<Vec<_>>(),
                     "d_model": c.d_model,
                     "num_layers": c.num_layers,
                     "num_heads": c.num_heads,

@@ -316,6 +316,7 @@ fn health_is_503_before_the_model_is_loaded_and_200_after() {
         )
     );
     assert_eq!(info["config"]["context_length"], 512);
+    assert_eq!(info["config"]["quantiles"][0], 0.01);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert!(server.get("/metrics").body.contains("chronos2_model_ready 1"));
 }
@@ -443,4 +444,35 @@ fn load_at_concurrency_1_8_and_64_has_no_errors() {
         assert!(metrics.contains(name), "{name} missing");
     }
     assert!(metrics.contains("chronos2_queue_depth 0"), "the queue drains");
+}
+
+#[test]
+fn levels_outside_the_trained_range_are_clamped_with_the_reference_warning() {
+    let (batcher, _worker) =
+        chronos2_server::Batcher::start(loader(Duration::ZERO), options().limits, Default::default());
+    let request = chronos2_server::contract::from_value(&json!({
+        "inputs": [{"target": series(30, 0.0)}],
+        "parameters": {"prediction_length": 4, "quantile_levels": [0.001, 0.01]}
+    }))
+    .unwrap();
+    while batcher.info().is_none() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answer = batcher
+        .submit(request.into())
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    assert!(
+        answer.warnings.iter().any(|w| w.contains("trained on ([0.01, 0.99])")),
+        "{:?}",
+        answer.warnings
+    );
+    let forecast = &answer.forecasts[0];
+    assert_eq!(
+        forecast.series(0, 0),
+        forecast.series(0, 1),
+        "0.001 is read at the lowest trained level"
+    );
 }
