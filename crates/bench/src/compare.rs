@@ -171,7 +171,11 @@ pub struct CompareReport {
     pub thresholds: Thresholds,
     /// One result per setup.
     pub setups: Vec<SetupResult>,
-    /// Every setup's verdict enables compiled mode.
+    /// What was compared: `[baseline, candidate]`, e.g. `["eager", "compiled"]` or
+    /// `["float32", "bfloat16"]`. The per-setup fields `eager`/`compiled` hold the baseline's
+    /// and the candidate's runs.
+    pub labels: [String; 2],
+    /// Every setup's verdict enables the candidate (compiled mode, or the second dtype).
     pub enable_compiled: bool,
 }
 
@@ -257,37 +261,46 @@ fn return_differences(eager: &BacktestRun, compiled: &BacktestRun) -> Vec<(Strin
         .collect()
 }
 
-/// Runs eager and compiled on every setup (a warm-up run, then `repeats` timed runs each) and
-/// decides each setup by `thresholds`. `backtest(engine, mode, setup)` runs one walk-forward
-/// backtest, `mode` being `eager` or `compiled`; a failed run counts against the success rate.
+/// Runs the baseline (`eager`: eager mode, or the first dtype) and the candidate
+/// (`compiled`: compiled mode, or the second dtype) on every setup (a warm-up run, then
+/// `repeats` timed runs each) and decides each setup by `thresholds`.
+/// `backtest(engine, label, setup)` runs one walk-forward backtest, `label` being one of
+/// `labels`; a failed run counts against the success rate.
 ///
-/// Returns the results and the compiled mode's last run of the first setup that had one, for
-/// the report's backtest pages.
+/// Returns the results and the candidate's last run of the first setup that had one, for the
+/// report's backtest pages.
 ///
 /// # Errors
-/// [`CompareError`] for settings [`check_settings`] refuses, or when every eager run of a
+/// [`CompareError`] for settings [`check_settings`] refuses, or when every baseline run of a
 /// setup failed: with no reference there is no verdict to give.
-pub fn compare<E: fmt::Display>(
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the two engines, their labels, the setups and the rules"
+)]
+pub fn compare<'l, E: fmt::Display>(
     eager: &Engine,
     compiled: &Engine,
+    labels: [&'l str; 2],
     setups: &[Setup],
     repeats: usize,
     thresholds: &Thresholds,
-    backtest: &mut dyn FnMut(&Engine, &'static str, Setup) -> Result<BacktestRun, E>,
+    backtest: &mut dyn FnMut(&Engine, &'l str, Setup) -> Result<BacktestRun, E>,
 ) -> Result<(Vec<SetupResult>, Option<BacktestRun>), CompareError> {
     check_settings(setups, repeats, thresholds)?;
     let mut results = Vec::new();
     let mut first_compiled_run = None;
     for &setup in setups {
-        let (eager_run, eager_last) = run_mode(eager, setup.windows, repeats, &mut || backtest(eager, "eager", setup));
+        let (eager_run, eager_last) =
+            run_mode(eager, setup.windows, repeats, &mut || backtest(eager, labels[0], setup));
         if eager_last.is_none() {
             return Err(CompareError(format!(
-                "{setup}: every eager run failed, so there is nothing to compare against (first error: {})",
+                "{setup}: every {} run failed, so there is nothing to compare against (first error: {})",
+                labels[0],
                 eager_run.failures.first().map_or("none recorded", String::as_str)
             )));
         }
         let (compiled_run, compiled_last) = run_mode(compiled, setup.windows, repeats, &mut || {
-            backtest(compiled, "compiled", setup)
+            backtest(compiled, labels[1], setup)
         });
         let spread = eager_run
             .per_call_ms
@@ -328,11 +341,13 @@ pub fn compare<E: fmt::Display>(
 }
 
 impl CompareReport {
-    /// The report of `setups`; compiled mode is enabled if every setup's verdict says so.
+    /// The report of `setups` comparing `labels` (baseline, candidate); the candidate is
+    /// enabled if every setup's verdict says so.
     pub fn new(
         machine: MachineInfo,
         model: String,
         data: String,
+        labels: [&str; 2],
         thresholds: Thresholds,
         setups: Vec<SetupResult>,
     ) -> Self {
@@ -340,6 +355,7 @@ impl CompareReport {
             machine,
             model,
             data,
+            labels: labels.map(str::to_string),
             thresholds,
             enable_compiled: setups.iter().all(|r| r.verdict.enable_compiled),
             setups,
@@ -351,13 +367,15 @@ impl CompareReport {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let m = &self.machine;
+        let [baseline, candidate] = &self.labels;
         let _ = writeln!(
             s,
-            "## Eager vs compiled: {}",
+            "## {} vs {candidate}: {}",
+            capitalised(baseline),
             if self.enable_compiled {
-                "enable compiled mode"
+                format!("enable {candidate}")
             } else {
-                "keep eager mode"
+                format!("keep {baseline}")
             }
         );
         let _ = writeln!(
@@ -367,7 +385,7 @@ impl CompareReport {
         );
         for setup in &self.setups {
             let _ = writeln!(s, "### {}\n", setup.setup);
-            let _ = writeln!(s, "| | eager | compiled |\n|---|---|---|");
+            let _ = writeln!(s, "| | {baseline} | {candidate} |\n|---|---|---|");
             let (e, c) = (&setup.eager, &setup.compiled);
             let _ = writeln!(
                 s,
@@ -425,8 +443,22 @@ impl CompareReport {
 
     /// The Markdown report as a section of the backtest's HTML page.
     pub fn html_section(&self) -> String {
-        format!("<h2>Eager vs compiled</h2><pre>{}</pre>", escape_html(&self.markdown()))
+        let [baseline, candidate] = &self.labels;
+        format!(
+            "<h2>{} vs {}</h2><pre>{}</pre>",
+            escape_html(&capitalised(baseline)),
+            escape_html(candidate),
+            escape_html(&self.markdown())
+        )
     }
+}
+
+/// `eager` -> `Eager`.
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
 #[cfg(test)]
@@ -546,6 +578,7 @@ mod tests {
             machine,
             "tiny".into(),
             "bundled BTCUSD.csv".into(),
+            ["eager", "compiled"],
             thresholds,
             vec![setup],
         )
@@ -556,10 +589,7 @@ mod tests {
         let fast = report(2.0);
         assert!(fast.enable_compiled);
         let text = fast.markdown();
-        assert!(
-            text.starts_with("## Eager vs compiled: enable compiled mode\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("## Eager vs compiled: enable compiled\n"), "{text}");
         assert!(text.contains("### 10 windows x context 100 x horizon 7"), "{text}");
         assert!(
             text.contains("| latency per model call, median (ms) | 4.00 | 2.00 |"),
@@ -576,7 +606,7 @@ mod tests {
         let slow = report(1.2);
         assert!(!slow.enable_compiled);
         let text = slow.markdown();
-        assert!(text.starts_with("## Eager vs compiled: keep eager mode\n"), "{text}");
+        assert!(text.starts_with("## Eager vs compiled: keep eager\n"), "{text}");
         assert!(text.contains("| speedup | 1.20x | > 1.50x | FAIL |"), "{text}");
     }
 

@@ -54,15 +54,15 @@ pub struct EngineArgs {
     /// Backend (`cpu`; `inductor` is accepted as an alias); default from CHRONOS_COMPILE_BACKEND.
     #[arg(long)]
     pub backend: Option<String>,
-    /// Compute dtype (`float32`); default from CHRONOS_DTYPE.
+    /// Precision of the encoder blocks: `float32` or `bfloat16` (`bf16`); default from CHRONOS_DTYPE.
     #[arg(long)]
     pub dtype: Option<String>,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, env = "CHRONOS2_THREADS")]
     pub threads: Option<usize>,
     /// Compiled mode: plan these buckets at load, `ROWSxCONTEXTxHORIZON` separated by commas
     /// (e.g. `1x512x16,32x512x16`); other shapes are planned on first use.
-    #[arg(long)]
+    #[arg(long, env = "CHRONOS2_WARMUP")]
     pub warmup: Option<String>,
 }
 

@@ -161,6 +161,43 @@ fn bench_threads_setting_reaches_both_modes() {
 }
 
 #[test]
+fn compare_puts_float32_against_bfloat16() {
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "compare",
+        "--model",
+        &tiny_model(),
+        "--dtypes",
+        "float32,bfloat16",
+        "--setups",
+        "5x64x7",
+    ];
+    let rest = [
+        "--repeats",
+        "1",
+        "--format",
+        "json",
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    let (ok, stdout, stderr) = chronos2(&[&args[..], &rest[..]].concat());
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("mode=compiled") && stderr.contains("dtype=bfloat16"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["labels"], serde_json::json!(["float32", "bfloat16"]));
+    let setup = &report["setups"][0];
+    // bf16 moves the forecasts, but not by much, and the verdict has every criterion.
+    let relative = setup["max_forecast_difference_relative"].as_f64().unwrap();
+    assert!(relative > 0.0 && relative < 0.05, "{relative}");
+    assert_eq!(setup["verdict"]["criteria"].as_array().unwrap().len(), 4);
+    let markdown = std::fs::read_to_string(out.path().join("compare.md")).unwrap();
+    assert!(markdown.starts_with("## Float32 vs bfloat16: "), "{markdown}");
+}
+
+#[test]
 fn compare_writes_a_verdict() {
     let out = tempfile::tempdir().unwrap();
     let (ok, stdout, stderr) = chronos2(&[

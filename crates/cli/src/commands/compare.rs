@@ -35,6 +35,11 @@ pub struct Args {
     /// Largest allowed relative MAE difference, %.
     #[arg(long, default_value_t = 2.0)]
     max_mae_diff: f64,
+    /// Compare two precisions instead of the two modes: `BASELINE,CANDIDATE`, e.g.
+    /// `float32,bfloat16`; both run in the mode of `--mode` / `TORCH_COMPILED` (compiled if
+    /// neither is given).
+    #[arg(long, value_delimiter = ',')]
+    dtypes: Option<Vec<String>>,
     /// Compiled total return may trail eager by at most this many percentage points.
     #[arg(long, default_value_t = 0.0)]
     return_tolerance_pp: f64,
@@ -72,13 +77,33 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         .load(&args.backtest.load_options()?)
         .with_context(|| format!("cannot read the data {source}"))?;
     let mut engine_args = args.backtest.engine.clone();
-    engine_args.mode = Some("eager".into());
-    let eager = load_engine(&args.backtest.model, &engine_args.settings()?)?;
-    engine_args.mode = Some("compiled".into());
-    let compiled = load_engine(&args.backtest.model, &engine_args.settings()?)?;
+    let labels: [String; 2] = match &args.dtypes {
+        Some(dtypes) => {
+            if dtypes.len() != 2 {
+                anyhow::bail!("--dtypes takes two precisions, BASELINE,CANDIDATE (e.g. float32,bfloat16)");
+            }
+            let compiled_unless_set = std::env::var_os("TORCH_COMPILED").is_none() && engine_args.mode.is_none();
+            if compiled_unless_set {
+                engine_args.mode = Some("compiled".into());
+            }
+            [dtypes[0].clone(), dtypes[1].clone()]
+        }
+        None => ["eager".into(), "compiled".into()],
+    };
+    let mut engines = Vec::new();
+    for label in &labels {
+        match &args.dtypes {
+            Some(_) => engine_args.dtype = Some(label.clone()),
+            None => engine_args.mode = Some(label.clone()),
+        }
+        engines.push(load_engine(&args.backtest.model, &engine_args.settings()?)?);
+    }
+    let [eager, compiled]: [_; 2] = engines.try_into().map_err(|_| anyhow::anyhow!("two engines"))?;
+    let labels_str = [labels[0].as_str(), labels[1].as_str()];
     let (setups, compiled_run) = compare(
         &eager.engine,
         &compiled.engine,
+        labels_str,
         &args.setups,
         args.repeats,
         &thresholds,
@@ -91,7 +116,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         },
     )?;
     for setup in &setups {
-        for (mode, run) in [("eager", &setup.eager), ("compiled", &setup.compiled)] {
+        for (mode, run) in [(labels_str[0], &setup.eager), (labels_str[1], &setup.compiled)] {
             for failure in &run.failures {
                 stderr_line(format_args!("warning: a {mode} run failed: {failure}"));
             }
@@ -101,6 +126,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         MachineInfo::detect(compiled.engine.threads()),
         compiled.label.clone(),
         source.to_string(),
+        labels_str,
         thresholds,
         setups,
     );
