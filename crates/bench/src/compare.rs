@@ -10,7 +10,7 @@ use chronos2_backtest::BacktestRun;
 use chronos2_engine::Engine;
 use serde::Serialize;
 
-use crate::verdict::{decide, relative_difference_pct, Measurements, Thresholds, Verdict};
+use crate::verdict::{decide_between, relative_difference_pct, Measurements, Thresholds, Verdict};
 use crate::{MachineInfo, Summary};
 
 /// One walk-forward setup, written `WINDOWSxCONTEXTxHORIZON` (e.g. `10x100x7`).
@@ -332,7 +332,7 @@ pub fn compare<'l, E: fmt::Display>(
             max_forecast_difference: max_diff,
             max_forecast_difference_relative: max_rel,
             return_difference_pp,
-            verdict: decide(&measurements, thresholds),
+            verdict: decide_between(&measurements, thresholds, labels),
             eager: eager_run,
             compiled: compiled_run,
         });
@@ -566,7 +566,7 @@ mod tests {
             max_forecast_difference: 0.0,
             max_forecast_difference_relative: 0.0,
             return_difference_pp: vec![("threshold".into(), 0.0)],
-            verdict: decide(&measurements, &thresholds),
+            verdict: crate::verdict::decide(&measurements, &thresholds),
         };
         let machine = MachineInfo {
             cpu: "test cpu".into(),

@@ -82,8 +82,15 @@ pub fn relative_difference_pct(eager: f64, compiled: f64) -> f64 {
     }
 }
 
-/// Decides by the criteria. A NaN measurement fails its criterion.
+/// Decides eager against compiled by the criteria. A NaN measurement fails its criterion.
 pub fn decide(m: &Measurements, t: &Thresholds) -> Verdict {
+    decide_between(m, t, ["eager", "compiled"])
+}
+
+/// Decides by the criteria, the measurements' `eager`/`compiled` fields standing for the
+/// baseline and the candidate named by `labels`.
+pub fn decide_between(m: &Measurements, t: &Thresholds, labels: [&str; 2]) -> Verdict {
+    let [baseline, candidate] = labels;
     let mae_difference = relative_difference_pct(m.eager_mae, m.compiled_mae);
     let return_difference_pp = 100.0 * (m.compiled_return - m.eager_return);
     let criteria = vec![
@@ -96,7 +103,7 @@ pub fn decide(m: &Measurements, t: &Thresholds) -> Verdict {
         Criterion {
             name: "success rate".into(),
             measured: format!(
-                "compiled {:.1}%, eager {:.1}%",
+                "{candidate} {:.1}%, {baseline} {:.1}%",
                 m.compiled_success_pct, m.eager_success_pct
             ),
             rule: format!(">= {:.1}%", t.min_success_pct),
@@ -111,7 +118,7 @@ pub fn decide(m: &Measurements, t: &Thresholds) -> Verdict {
         Criterion {
             name: "profitability".into(),
             measured: format!(
-                "compiled {:+.2}% vs eager {:+.2}%: {return_difference_pp:+.3} pp",
+                "{candidate} {:+.2}% vs {baseline} {:+.2}%: {return_difference_pp:+.3} pp",
                 100.0 * m.compiled_return,
                 100.0 * m.eager_return
             ),
