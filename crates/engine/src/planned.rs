@@ -337,25 +337,40 @@ impl Executor for PlannedExecutor<'_> {
         for token in 0..rows * s {
             ctx[token * inner..(token + 1) * inner].copy_from_slice(&qkv[token * stride + 2 * inner..][..inner]);
         }
-        let groups = layout.multi_row_groups();
-        if groups.is_empty() {
+        // Small groups (OHLC, a few covariates): a direct loop is cheaper than packing.
+        let observed = |row: usize, t: usize| key_mask.map_or(1.0, |mask| mask[row * s + t]);
+        let all = layout.multi_row_groups();
+        for members in all.iter().filter(|g| g.len() < SMALL_GROUP) {
+            small_group_attention(
+                members,
+                qkv,
+                s,
+                inner,
+                dk,
+                heads,
+                &observed,
+                &mut self.scratch[..members.len()],
+                ctx,
+            );
+        }
+        let large = || all.iter().filter(|g| g.len() >= SMALL_GROUP);
+        if large().next().is_none() {
             return;
         }
         // One task per (position, head), over every multi-row group: gather the group's Q,
         // pack its K and Vᵀ, then scores = Q·Kᵀ, masked softmax, out = scores·V, all on the
         // packed microkernels. Each task writes its rows' outputs to its own chunk; they are
         // scattered into `ctx` afterwards.
-        let grouped_rows: usize = groups.iter().map(Vec::len).sum();
-        let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
+        let grouped_rows: usize = large().map(Vec::len).sum();
+        let largest = large().map(Vec::len).max().unwrap_or(0);
         let work = GroupWork::new(largest, dk);
         let (outputs, runs) = self.scratch.split_at_mut(s * heads * grouped_rows * dk);
-        let observed = |row: usize, t: usize| key_mask.map_or(1.0, |mask| mask[row * s + t]);
         self.pool
             .for_each_task_with_scratch(outputs, grouped_rows * dk, runs, work.len(), &|task, out, area| {
                 let (t, head) = (task / heads, task % heads);
                 let at = |row: usize, part: usize| (row * s + t) * stride + part * inner + head * dk;
                 let mut written = 0;
-                for members in groups {
+                for members in large() {
                     let g = members.len();
                     let (queries, rest) = area.split_at_mut(g * dk);
                     let (keys, rest) = rest.split_at_mut(packed_len(g, dk));
@@ -404,7 +419,7 @@ impl Executor for PlannedExecutor<'_> {
             .enumerate()
         {
             let (t, head) = (task / heads, task % heads);
-            for (i, &row) in groups.iter().flatten().enumerate() {
+            for (i, &row) in large().flatten().enumerate() {
                 ctx[(row * s + t) * inner + head * dk..][..dk].copy_from_slice(&out[i * dk..(i + 1) * dk]);
             }
         }
@@ -413,4 +428,55 @@ impl Executor for PlannedExecutor<'_> {
     fn reg_token(&self) -> Option<&[f32]> {
         self.model.reg.as_deref()
     }
+}
+
+/// Groups smaller than this take [`small_group_attention`]; larger ones the packed products.
+const SMALL_GROUP: usize = 32;
+
+/// Group attention of one small group at every position and head, by direct dot products
+/// (`scores` holds one query's scores).
+#[allow(clippy::too_many_arguments, reason = "one group's view of the Q/K/V buffer")]
+fn small_group_attention(
+    members: &[usize],
+    qkv: &[f32],
+    s: usize,
+    inner: usize,
+    dk: usize,
+    heads: usize,
+    observed: &dyn Fn(usize, usize) -> f32,
+    scores: &mut [f32],
+    ctx: &mut [f32],
+) {
+    for t in 0..s {
+        for head in 0..heads {
+            let at = |row: usize, part: usize| (row * s + t) * 3 * inner + part * inner + head * dk;
+            for &qr in members {
+                let q = &qkv[at(qr, 0)..][..dk];
+                for (slot, &kr) in scores.iter_mut().zip(members) {
+                    *slot = dot(q, &qkv[at(kr, 1)..][..dk]) + (1.0 - observed(kr, t)) * MASK_VALUE;
+                }
+                softmax(scores);
+                let out = &mut ctx[(qr * s + t) * inner + head * dk..][..dk];
+                out.fill(0.0);
+                for (&weight, &kr) in scores.iter().zip(members) {
+                    for (o, &v) in out.iter_mut().zip(&qkv[at(kr, 2)..][..dk]) {
+                        *o += weight * v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Dot product with eight independent accumulators (vectorises without reassociation).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
