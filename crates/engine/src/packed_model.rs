@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use chronos2::executor::Precision;
 use chronos2::weights::{Attention, EncoderBlock, Linear, ResidualBlock, Weights};
-use chronos2_kernels::bf16::PackedBf16;
+use chronos2_kernels::bf16::{packed_bf16_pays, round_bf16, PackedBf16};
 use chronos2_kernels::packed::PackedWeight;
 use chronos2_kernels::pool::Pool;
 
@@ -17,6 +17,9 @@ pub(crate) enum PackedMatrix {
     F32(PackedWeight),
     /// bf16 pair panels.
     Bf16(PackedBf16),
+    /// bf16-rounded weights in f32 panels (bf16 layers where bf16 kernels do not pay; see
+    /// [`packed_bf16_pays`]); the inputs are rounded to bf16 before the f32 product.
+    Bf16InF32(PackedWeight),
 }
 
 impl PackedMatrix {
@@ -24,14 +27,18 @@ impl PackedMatrix {
     fn new(weight: &[f32], n: usize, k: usize, precision: Precision) -> Self {
         match precision {
             Precision::Float32 => Self::F32(PackedWeight::new(weight, n, k)),
-            Precision::BFloat16 => Self::Bf16(PackedBf16::new(weight, n, k)),
+            Precision::BFloat16 if packed_bf16_pays() => Self::Bf16(PackedBf16::new(weight, n, k)),
+            Precision::BFloat16 => {
+                let rounded: Vec<f32> = weight[..n * k].iter().map(|&v| round_bf16(v)).collect();
+                Self::Bf16InF32(PackedWeight::new(&rounded, n, k))
+            }
         }
     }
 
     /// Output features n.
     pub fn n(&self) -> usize {
         match self {
-            Self::F32(w) => w.n(),
+            Self::F32(w) | Self::Bf16InF32(w) => w.n(),
             Self::Bf16(w) => w.n(),
         }
     }
@@ -39,7 +46,7 @@ impl PackedMatrix {
     /// Input features k.
     pub fn k(&self) -> usize {
         match self {
-            Self::F32(w) => w.k(),
+            Self::F32(w) | Self::Bf16InF32(w) => w.k(),
             Self::Bf16(w) => w.k(),
         }
     }
@@ -47,7 +54,7 @@ impl PackedMatrix {
     /// Bytes held.
     fn bytes(&self) -> usize {
         match self {
-            Self::F32(w) => w.bytes(),
+            Self::F32(w) | Self::Bf16InF32(w) => w.bytes(),
             Self::Bf16(w) => w.bytes(),
         }
     }

@@ -5,7 +5,7 @@
 use chronos2::encoder::{self, ActivationArena, Pass};
 use chronos2::executor::{Layer, Precision};
 use chronos2::{Config, ModelInput, ModelOutput};
-use chronos2_kernels::bf16::pairs;
+use chronos2_kernels::bf16::{packed_bf16_pays, pairs};
 use chronos2_kernels::pool::Pool;
 
 use crate::packed_model::PackedModel;
@@ -23,6 +23,8 @@ pub(crate) struct Plan {
     scratch_layout: AttentionScratch,
     /// bf16 pairs of the widest bf16 layer input (empty in f32).
     pairs: Vec<u32>,
+    /// The widest bf16 layer input rounded, for f32-packed bf16 weights (else empty).
+    rounded: Vec<f32>,
     pub threads: ThreadChoice,
     /// Logical clock of the last use (for LRU eviction).
     pub last_used: u64,
@@ -35,22 +37,24 @@ impl Plan {
         time.max(group_scratch_len(config, &pass.layout, pass.tokens, 2 * threads))
     }
 
-    /// Words of bf16 pair scratch: the widest block layer input, for every token.
-    fn pairs_len(config: &Config, pass: &Pass, precision: Precision) -> usize {
+    /// Words of bf16 scratch `(pairs, rounded)`: the widest block layer input for every
+    /// token, as bf16 pairs or as rounded f32 values, whichever the packed weights take.
+    fn rounding_lens(config: &Config, pass: &Pass, precision: Precision) -> (usize, usize) {
+        let widest = config.d_model.max(config.inner_dim()).max(config.d_ff);
+        let tokens = pass.rows * pass.tokens;
         match precision {
-            Precision::Float32 => 0,
-            Precision::BFloat16 => {
-                let widest = config.d_model.max(config.inner_dim()).max(config.d_ff);
-                pass.rows * pass.tokens * pairs(widest)
-            }
+            Precision::Float32 => (0, 0),
+            Precision::BFloat16 if packed_bf16_pays() => (tokens * pairs(widest), 0),
+            Precision::BFloat16 => (0, tokens * widest),
         }
     }
 
     /// Bytes the plan for `pass` needs (arena and scratch) on a pool of `threads` threads.
     pub fn bytes(config: &Config, pass: &Pass, threads: usize, precision: Precision) -> usize {
-        ActivationArena::bytes(config, pass)
-            + Self::scratch_len(config, pass, threads) * std::mem::size_of::<f32>()
-            + Self::pairs_len(config, pass, precision) * std::mem::size_of::<u32>()
+        ActivationArena::bytes(config, pass) + Self::scratch_len(config, pass, threads) * std::mem::size_of::<f32>() + {
+            let (pairs, rounded) = Self::rounding_lens(config, pass, precision);
+            (pairs + rounded) * std::mem::size_of::<f32>()
+        }
     }
 
     /// Sizes and allocates everything for `pass`, once.
@@ -59,7 +63,8 @@ impl Plan {
         Self {
             arena: ActivationArena::new(config, &pass),
             scratch: vec![0.0; Self::scratch_len(config, &pass, threads)],
-            pairs: vec![0; Self::pairs_len(config, &pass, precision)],
+            pairs: vec![0; Self::rounding_lens(config, &pass, precision).0],
+            rounded: vec![0.0; Self::rounding_lens(config, &pass, precision).1],
             scratch_layout,
             threads: ThreadChoice::default(),
             last_used: 0,
@@ -98,6 +103,7 @@ impl Plan {
             scratch: &mut self.scratch,
             scratch_layout: self.scratch_layout,
             pairs: &mut self.pairs,
+            rounded: &mut self.rounded,
         };
         encoder::forward(
             &mut executor,
@@ -151,6 +157,7 @@ impl Plan {
                     scratch: &mut scratch,
                     scratch_layout: self.scratch_layout,
                     pairs: &mut self.pairs,
+                    rounded: &mut self.rounded,
                 };
                 let started = std::time::Instant::now();
                 chronos2::executor::Executor::linear(&mut executor, layer, &x, rows, &mut y, false);

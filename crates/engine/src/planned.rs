@@ -17,7 +17,7 @@
 use chronos2::eager::MASK_VALUE;
 use chronos2::executor::{Executor, GroupLayout, Layer, Norm, ResidualPart};
 use chronos2::Config;
-use chronos2_kernels::bf16::{linear_bf16, pairs, to_bf16_pairs};
+use chronos2_kernels::bf16::{linear_bf16, pairs, round_bf16, to_bf16_pairs};
 use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
 use chronos2_kernels::packed::{linear, pack_into, packed_len, PackedRef, NR};
 use chronos2_kernels::pool::Pool;
@@ -137,6 +137,8 @@ pub(crate) struct PlannedExecutor<'a> {
     pub scratch_layout: AttentionScratch,
     /// bf16 pairs of a bf16 layer's input (empty in f32).
     pub pairs: &'a mut [u32],
+    /// A bf16 layer's input rounded to bf16, for f32-packed bf16 weights (else empty).
+    pub rounded: &'a mut [f32],
 }
 
 /// One layer of a packed residual block.
@@ -148,8 +150,15 @@ fn part(block: &PackedResidual, part: ResidualPart) -> &PackedLinear {
     }
 }
 
+/// Scratch for a bf16 layer's rounded input: pairs for bf16 panels, f32 values for
+/// f32-packed bf16 weights.
+pub(crate) struct RoundingScratch<'a> {
+    pub pairs: &'a mut [u32],
+    pub rounded: &'a mut [f32],
+}
+
 /// `y (+)= x·Wᵀ + b` with a packed layer into columns `[at, at + n)` of `y` (row stride
-/// `ldy`); `x` is `(rows, in)`. A bf16 layer first rounds `x` to bf16 pairs in `pairs`.
+/// `ldy`); `x` is `(rows, in)`. A bf16 layer first rounds `x` to bf16 (pairs, or f32 values).
 #[allow(clippy::too_many_arguments, reason = "a strided GEMM with its options and scratch")]
 fn apply(
     layer: &PackedLinear,
@@ -160,16 +169,25 @@ fn apply(
     at: usize,
     accumulate: bool,
     pool: &Pool,
-    pairs_scratch: &mut [u32],
+    scratch: &mut RoundingScratch<'_>,
 ) {
     let (k, bias) = (layer.weight.k(), layer.bias.as_deref());
     match &layer.weight {
         PackedMatrix::F32(w) => linear(&mut y[at..], ldy, x, k, rows, w.view(), bias, accumulate, pool),
         PackedMatrix::Bf16(w) => {
             let kp = pairs(k);
-            let xp = &mut pairs_scratch[..rows * kp];
+            let xp = &mut scratch.pairs[..rows * kp];
             to_bf16_pairs(x, k, rows, k, xp, pool);
             linear_bf16(&mut y[at..], ldy, xp, kp, rows, w, bias, accumulate, pool);
+        }
+        PackedMatrix::Bf16InF32(w) => {
+            let xr = &mut scratch.rounded[..rows * k];
+            pool.for_each_chunk(xr, 64 * k, &|chunk, part| {
+                for (out, &v) in part.iter_mut().zip(&x[chunk * 64 * k..]) {
+                    *out = round_bf16(v);
+                }
+            });
+            linear(&mut y[at..], ldy, xr, k, rows, w.view(), bias, accumulate, pool);
         }
     }
 }
@@ -193,13 +211,13 @@ impl<'a> PlannedExecutor<'a> {
         y: &mut [f32],
         accumulate: bool,
         pool: &Pool,
-        pairs: &mut [u32],
+        scratch: &mut RoundingScratch<'_>,
     ) {
         match qkv {
-            PackedQkv::Fused { qkv, .. } => apply(qkv, x, rows, y, 3 * inner, 0, accumulate, pool, pairs),
+            PackedQkv::Fused { qkv, .. } => apply(qkv, x, rows, y, 3 * inner, 0, accumulate, pool, scratch),
             PackedQkv::Separate(parts) => {
                 for (index, layer) in parts.iter().enumerate() {
-                    apply(layer, x, rows, y, 3 * inner, index * inner, accumulate, pool, pairs);
+                    apply(layer, x, rows, y, 3 * inner, index * inner, accumulate, pool, scratch);
                 }
             }
         }
@@ -210,10 +228,14 @@ impl Executor for PlannedExecutor<'_> {
     fn linear(&mut self, layer: Layer, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool) {
         let (model, pool, inner) = (self.model, self.pool_for(layer), self.config.inner_dim());
         let blocks = &model.blocks;
-        let pairs = &mut *self.pairs;
+        let mut scratch = RoundingScratch {
+            pairs: &mut *self.pairs,
+            rounded: &mut *self.rounded,
+        };
+        let scratch = &mut scratch;
         let single = match layer {
-            Layer::TimeQkv(i) => return Self::qkv(inner, &blocks[i].time_qkv, x, rows, y, accumulate, pool, pairs),
-            Layer::GroupQkv(i) => return Self::qkv(inner, &blocks[i].group_qkv, x, rows, y, accumulate, pool, pairs),
+            Layer::TimeQkv(i) => return Self::qkv(inner, &blocks[i].time_qkv, x, rows, y, accumulate, pool, scratch),
+            Layer::GroupQkv(i) => return Self::qkv(inner, &blocks[i].group_qkv, x, rows, y, accumulate, pool, scratch),
             Layer::InputEmbedding(p) => part(&model.input, p),
             Layer::OutputHead(p) => part(&model.output, p),
             Layer::TimeOutput(i) => &blocks[i].time_o,
@@ -222,7 +244,7 @@ impl Executor for PlannedExecutor<'_> {
             Layer::FeedForwardIn(i) => &blocks[i].wi,
             Layer::FeedForwardOut(i) => &blocks[i].wo,
         };
-        apply(single, x, rows, y, single.weight.n(), 0, accumulate, pool, pairs);
+        apply(single, x, rows, y, single.weight.n(), 0, accumulate, pool, scratch);
     }
 
     fn rms_norm(&mut self, norm: Norm, x: &[f32], out: &mut [f32]) {

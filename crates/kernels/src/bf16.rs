@@ -238,6 +238,16 @@ pub fn isa_name() -> &'static str {
     isa().name
 }
 
+/// Whether bf16 layers should keep bf16-packed weights on this machine. With AVX512_BF16
+/// (`VDPBF16PS`) and on AVX2-only CPUs (where halving the weight traffic pays for the
+/// widening) they should; on AVX-512F without AVX512_BF16 the widening kernel is slower than
+/// the f32 one (measured 0.85-0.88x), so the weights are better rounded to bf16 and packed as
+/// f32 panels, the inputs rounded the same way: the same values, at f32 speed.
+pub fn packed_bf16_pays() -> bool {
+    let level = IsaLevel::active();
+    level >= IsaLevel::Avx512Bf16 || level < IsaLevel::Avx512
+}
+
 /// The scalar widening microkernel (reference for the SIMD ones).
 ///
 /// # Safety
