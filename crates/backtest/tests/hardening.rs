@@ -3,42 +3,17 @@
 //! overflow-safe origins, trading settings, non-positive and out-of-range prices, the context
 //! bound.
 
-use std::path::Path;
+mod common;
 
-use chronos2::Chronos2Model;
 use chronos2_backtest::report::{check_output_dir, html, write_outputs, OUTPUT_FILES};
 use chronos2_backtest::trading::SimConfig;
 use chronos2_backtest::walkforward::origins;
 use chronos2_backtest::{backtest_series, run_backtest, BacktestOptions, BacktestRun, StrategyOptions, Timing};
-use chronos2_data::{Calendar, DataSource, LoadOptions, Series};
+use chronos2_data::{DataSource, LoadOptions};
+
+use common::{model, prices, series};
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>,\"q\"\nx";
-
-fn model() -> Chronos2Model {
-    Chronos2Model::load(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../chronos2/tests/fixtures/reference/models/tiny-random"),
-    )
-    .unwrap()
-}
-
-fn series(closes: Vec<f64>) -> Series {
-    Series {
-        id: None,
-        timestamps: (0..closes.len() as i64).map(|i| 1_700_000_000 + i * 86_400).collect(),
-        columns: vec![("close".into(), closes)],
-        calendar: Calendar {
-            step: 86_400,
-            weekdays_only: false,
-        },
-        filled: 0,
-    }
-}
-
-fn prices(n: usize) -> Vec<f64> {
-    (0..n)
-        .map(|t| 100.0 * (1.0 + 0.3 * (t as f64 * 0.21).sin() + 0.002 * t as f64))
-        .collect()
-}
 
 fn options() -> BacktestOptions {
     BacktestOptions {

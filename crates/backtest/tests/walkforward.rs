@@ -1,39 +1,13 @@
 //! Walk-forward invariants: no look-ahead, windows scored against exactly the bars they
 //! forecast, long-only never shorts, no trades means no return and no fees, fees only hurt.
 
-use std::path::Path;
+mod common;
 
-use chronos2::Chronos2Model;
 use chronos2_backtest::trading::SimConfig;
 use chronos2_backtest::walkforward::{baselines, origins};
 use chronos2_backtest::{backtest_series, BacktestOptions, SeriesBacktest, StrategyOptions, Timing};
-use chronos2_data::{Calendar, Series};
 
-fn model() -> Chronos2Model {
-    Chronos2Model::load(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../chronos2/tests/fixtures/reference/models/tiny-random"),
-    )
-    .unwrap()
-}
-
-fn series(closes: Vec<f64>) -> Series {
-    Series {
-        id: None,
-        timestamps: (0..closes.len() as i64).map(|i| 1_700_000_000 + i * 86_400).collect(),
-        columns: vec![("close".into(), closes)],
-        calendar: Calendar {
-            step: 86_400,
-            weekdays_only: false,
-        },
-        filled: 0,
-    }
-}
-
-fn prices(n: usize) -> Vec<f64> {
-    (0..n)
-        .map(|t| 100.0 * (1.0 + 0.3 * (t as f64 * 0.21).sin() + 0.002 * t as f64))
-        .collect()
-}
+use common::{model, prices, series};
 
 fn options() -> BacktestOptions {
     BacktestOptions {

@@ -1,0 +1,35 @@
+//! Fixtures shared by the backtest tests: the tiny model and synthetic daily series.
+
+use std::path::Path;
+
+use chronos2::Chronos2Model;
+use chronos2_data::{Calendar, Series};
+
+/// The re-randomised tiny fixture model.
+pub fn model() -> Chronos2Model {
+    Chronos2Model::load(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../chronos2/tests/fixtures/reference/models/tiny-random"),
+    )
+    .unwrap()
+}
+
+/// A daily series of these closes.
+pub fn series(closes: Vec<f64>) -> Series {
+    Series {
+        id: None,
+        timestamps: (0..closes.len() as i64).map(|i| 1_700_000_000 + i * 86_400).collect(),
+        columns: vec![("close".into(), closes)],
+        calendar: Calendar {
+            step: 86_400,
+            weekdays_only: false,
+        },
+        filled: 0,
+    }
+}
+
+/// `n` positive, trending, oscillating prices.
+pub fn prices(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|t| 100.0 * (1.0 + 0.3 * (t as f64 * 0.21).sin() + 0.002 * t as f64))
+        .collect()
+}
