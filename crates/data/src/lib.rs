@@ -62,6 +62,18 @@ pub enum IdColumn {
     Named(String),
 }
 
+impl IdColumn {
+    /// The id column as users name it: none given = automatic, `none` = the whole file is
+    /// one series, anything else = that column.
+    pub fn from_choice(name: Option<&str>) -> Self {
+        match name {
+            None => Self::Auto,
+            Some("none") => Self::None,
+            Some(name) => Self::Named(name.into()),
+        }
+    }
+}
+
 /// What to do with bars that share a timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Duplicates {
@@ -69,6 +81,17 @@ pub enum Duplicates {
     Error,
     /// Keep the row that comes last in the file.
     KeepLast,
+}
+
+impl Duplicates {
+    /// `KeepLast` if the user asked to keep the last of duplicate bars, else `Error`.
+    pub fn keeping_last(keep_last: bool) -> Self {
+        if keep_last {
+            Self::KeepLast
+        } else {
+            Self::Error
+        }
+    }
 }
 
 /// What to do with missing bars (weekends, holidays, outages).
@@ -80,6 +103,18 @@ pub enum Gaps {
     /// Reindex to a full calendar at the most common step and forward-fill the missing bars
     /// (what the original Python system did).
     ForwardFill,
+}
+
+impl Gaps {
+    /// The gap policy by its user-facing name: `none` / `trading-days` or `forward` / `ffill`;
+    /// `None` for anything else (the caller names its flag in the error).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "none" | "trading-days" => Some(Self::TradingDays),
+            "forward" | "ffill" => Some(Self::ForwardFill),
+            _ => None,
+        }
+    }
 }
 
 /// Options of [`load_csv`].
@@ -666,6 +701,17 @@ fn forward_fill(table: &Table, series: &mut Series, label: &str) -> Result<(), D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_spellings_of_the_reading_choices() {
+        assert_eq!(Gaps::from_name("ffill"), Some(Gaps::ForwardFill));
+        assert_eq!(Gaps::from_name("trading-days"), Some(Gaps::TradingDays));
+        assert_eq!(Gaps::from_name("backfill"), None);
+        assert_eq!(IdColumn::from_choice(None), IdColumn::Auto);
+        assert_eq!(IdColumn::from_choice(Some("none")), IdColumn::None);
+        assert_eq!(IdColumn::from_choice(Some("Ticker")), IdColumn::Named("Ticker".into()));
+        assert_eq!(Duplicates::keeping_last(true), Duplicates::KeepLast);
+    }
 
     #[test]
     fn forward_fill_refuses_a_stray_bar_far_from_the_rest() {

@@ -111,21 +111,10 @@ impl Args {
         Ok(LoadOptions {
             columns: Vec::new(),
             timestamp_column: None,
-            id_column: match self.id_column.as_deref() {
-                None => IdColumn::Auto,
-                Some("none") => IdColumn::None,
-                Some(name) => IdColumn::Named(name.into()),
-            },
-            duplicates: if self.keep_last {
-                Duplicates::KeepLast
-            } else {
-                Duplicates::Error
-            },
-            gaps: match self.fill.as_str() {
-                "none" | "trading-days" => Gaps::TradingDays,
-                "forward" | "ffill" => Gaps::ForwardFill,
-                other => bail!("unknown --fill `{other}`; expected `none` or `forward`"),
-            },
+            id_column: IdColumn::from_choice(self.id_column.as_deref()),
+            duplicates: Duplicates::keeping_last(self.keep_last),
+            gaps: Gaps::from_name(&self.fill)
+                .with_context(|| format!("unknown --fill `{}`; expected `none` or `forward`", self.fill))?,
         })
     }
 

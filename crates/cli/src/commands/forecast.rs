@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use chronos2_backtest::report::csv_field;
 use chronos2_backtest::table::Table;
 use chronos2_data::{Duplicates, Gaps, IdColumn, LoadOptions};
@@ -84,16 +84,8 @@ enum Format {
 }
 
 fn request(args: &Args) -> Result<FileRequest> {
-    let gaps = match args.fill.as_str() {
-        "none" | "trading-days" => Gaps::TradingDays,
-        "forward" | "ffill" => Gaps::ForwardFill,
-        other => bail!("unknown --fill `{other}`; expected `none` or `forward`"),
-    };
-    let id_column = match args.id_column.as_deref() {
-        None => IdColumn::Auto,
-        Some("none") => IdColumn::None,
-        Some(name) => IdColumn::Named(name.to_string()),
-    };
+    let gaps = Gaps::from_name(&args.fill)
+        .with_context(|| format!("unknown --fill `{}`; expected `none` or `forward`", args.fill))?;
     let targets = parse_targets(&args.target);
     let list = |text: &Option<String>| -> Vec<String> {
         text.as_deref().map_or_else(Vec::new, |t| {
@@ -116,12 +108,8 @@ fn request(args: &Args) -> Result<FileRequest> {
         load: LoadOptions {
             columns: targets.clone(),
             timestamp_column: args.timestamp_column.clone(),
-            id_column,
-            duplicates: if args.keep_last {
-                Duplicates::KeepLast
-            } else {
-                Duplicates::Error
-            },
+            id_column: IdColumn::from_choice(args.id_column.as_deref()),
+            duplicates: Duplicates::keeping_last(args.keep_last),
             gaps,
         },
         targets,
