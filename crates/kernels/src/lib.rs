@@ -292,7 +292,7 @@ pub fn matmul(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: boo
         extent.div_ceil(64).min(2 * pool.threads())
     };
     let block = extent.div_ceil(blocks);
-    let out = SendMut(dst.data.as_mut_ptr());
+    let out = pool::SharedMut::new(dst.data);
     pool.parallel_for(blocks, &|index| {
         let (first, len) = (index * block, block.min(extent - index * block));
         let (rows, cols, d, l, r) = if by_columns {
@@ -311,7 +311,7 @@ pub fn matmul(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: boo
                 rows,
                 cols,
                 k,
-                out.ptr().add(d),
+                out.get().add(d),
                 dst.col_stride as isize,
                 dst.row_stride as isize,
                 accumulate,
@@ -335,20 +335,6 @@ pub fn matmul(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: boo
 /// Products below this many multiply-adds run on the caller alone: splitting them costs more
 /// than it saves.
 pub const PARALLEL_MIN_FLOPS: usize = 1 << 18;
-
-/// The output pointer of one [`matmul`], shared by its blocks.
-#[derive(Clone, Copy)]
-struct SendMut(*mut f32);
-// SAFETY: the blocks of one `matmul` write disjoint parts of the output while its unique
-// borrow is held (see there).
-unsafe impl Send for SendMut {}
-unsafe impl Sync for SendMut {}
-
-impl SendMut {
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// The naive triple loop, the algorithmic reference for [`matmul`] (used by the tests).
 pub fn matmul_naive(dst: MatMut<'_>, lhs: MatRef<'_>, rhs: MatRef<'_>, accumulate: bool) {

@@ -12,7 +12,7 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use crate::pool::Pool;
+use crate::pool::{Pool, SharedMut};
 use crate::PARALLEL_MIN_FLOPS;
 
 /// Output columns per packed panel.
@@ -344,14 +344,6 @@ pub(crate) mod x86 {
     }
 }
 
-/// A raw pointer that may cross to a pool worker (each worker writes a disjoint tile).
-#[derive(Clone, Copy)]
-pub(crate) struct SendPtr(pub(crate) *mut f32);
-// SAFETY: the pointer is only used to write disjoint tiles of one output matrix while the
-// owning `&mut` borrow is held by the caller of `drive` (see there).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
 /// `y[m, n] (+)= x[m, k] · Wᵀ (+ bias)`, W packed.
 ///
 /// `x` rows have stride `ldx`, `y` rows stride `ldy` (both >= their widths). With
@@ -466,7 +458,7 @@ pub(crate) fn drive(
         assert_eq!(b.len(), n, "linear: bias length");
     }
     let panels = n.div_ceil(NR);
-    let out = SendPtr(y.as_mut_ptr());
+    let out = SharedMut::new(y);
     let run = |rows: Range<usize>, panels: Range<usize>, rows_blocked: bool| {
         // SAFETY: y was bounds-checked above; each call writes only the given rows and columns
         // [panels.start·NR, panels.end·NR) ∩ [0, n) of y, the tiles given to different
@@ -498,7 +490,7 @@ pub(crate) fn drive(
 /// writes in this tile during the call; the other arguments were checked by `drive`.
 #[allow(clippy::too_many_arguments, reason = "the GEMM's state")]
 unsafe fn run_tile(
-    y: SendPtr,
+    y: SharedMut<f32>,
     ldy: usize,
     shape: &Shape,
     rows: Range<usize>,
@@ -526,7 +518,7 @@ unsafe fn run_tile(
                     panel,
                     p0,
                     kc,
-                    y.0.add(r0 * ldy + panel * NR),
+                    y.get().add(r0 * ldy + panel * NR),
                     accumulate || p0 > 0,
                 );
                 r0 += tile_rows;
@@ -550,7 +542,7 @@ unsafe fn run_tile(
         if let Some(b) = bias {
             let columns = panels.start * NR..(panels.end * NR).min(shape.n);
             for r in block..block_end {
-                let row = y.0.add(r * ldy);
+                let row = y.get().add(r * ldy);
                 for j in columns.clone() {
                     *row.add(j) += b[j];
                 }

@@ -184,7 +184,7 @@ impl Pool {
         let len = data.len();
         let chunks = len.div_ceil(chunk);
         let runs = chunks.min(self.threads);
-        let base = SharedSlice(data.as_mut_ptr());
+        let base = SharedMut::new(data);
         self.parallel_for(runs, &|run| {
             for index in chunks * run / runs..chunks * (run + 1) / runs {
                 let start = index * chunk;
@@ -226,7 +226,7 @@ impl Pool {
         }
         let runs = (scratch.len() / scratch_len.max(1)).min(tasks);
         assert!(runs > 0, "for_each_task_with_scratch: scratch holds no run");
-        let (out_base, scratch_base) = (SharedSlice(output.as_mut_ptr()), SharedSlice(scratch.as_mut_ptr()));
+        let (out_base, scratch_base) = (SharedMut::new(output), SharedMut::new(scratch));
         self.parallel_for(runs, &|run| {
             // SAFETY: each run owns its scratch chunk `[run·scratch_len, (run+1)·scratch_len)`
             // (inside `scratch`, runs < scratch.len() / scratch_len), each task its output chunk
@@ -254,21 +254,29 @@ fn claim_tasks(shared: &Shared, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
     }
 }
 
-/// A slice base pointer shared with the tasks of one [`Pool::for_each_chunk`] call.
-struct SharedSlice<T>(*mut T);
-impl<T> Clone for SharedSlice<T> {
+/// The base pointer of a buffer whose disjoint parts the tasks of one parallel region write
+/// (chunks in [`Pool::for_each_chunk`], output tiles in the GEMMs): every user derives only
+/// its own part from it while the buffer's unique borrow is held for the whole region.
+pub(crate) struct SharedMut<T>(*mut T);
+impl<T> Clone for SharedMut<T> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<T> Copy for SharedSlice<T> {}
-// SAFETY: each task derives a disjoint sub-slice from it (see `for_each_chunk`), and the
+impl<T> Copy for SharedMut<T> {}
+// SAFETY: each task derives a disjoint part from it (see the type's contract), and the
 // elements may be sent to another thread (`T: Send`).
-unsafe impl<T: Send> Send for SharedSlice<T> {}
-unsafe impl<T: Send> Sync for SharedSlice<T> {}
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
 
-impl<T> SharedSlice<T> {
-    fn get(self) -> *mut T {
+impl<T> SharedMut<T> {
+    /// Shares `data`'s base pointer.
+    pub(crate) fn new(data: &mut [T]) -> Self {
+        Self(data.as_mut_ptr())
+    }
+
+    /// The base pointer.
+    pub(crate) fn get(self) -> *mut T {
         self.0
     }
 }
