@@ -290,9 +290,11 @@ pub fn forward(
 ) -> Result<(), Error> {
     input.validate(config)?;
     embed_tokens(exec, config, pass, input, acts)?;
-    let last = run_blocks(exec, config, pass, acts, pass.optimizations.trimmed_last_block);
+    let trimmed = pass.optimizations.trimmed_last_block;
+    run_blocks(exec, config, pass, acts, trimmed);
     let (b, m, d) = (pass.rows, pass.output_patches, config.d_model);
-    if !last.is_trimmed() {
+    if !trimmed {
+        // The trimmed last block already left the last M tokens of each row in `embed`.
         gather_last_tokens(acts.h, acts.embed, pass, d);
     }
     // Final norm and the output head, on the last M tokens of each row only.
@@ -396,28 +398,9 @@ fn embed_tokens(
     Ok(())
 }
 
-/// Where the encoder left the states the output head reads.
-enum LastTokens {
-    /// In `h`, among all S tokens of each row.
-    InStream,
-    /// Already gathered into `embed` `(B·M, D)` by a trimmed last block.
-    Trimmed,
-}
-
-impl LastTokens {
-    fn is_trimmed(&self) -> bool {
-        matches!(self, Self::Trimmed)
-    }
-}
-
-/// The encoder blocks, the last one trimmed to the last M tokens if `trim_last`.
-fn run_blocks(
-    exec: &mut impl Executor,
-    config: &Config,
-    pass: &Pass,
-    acts: &mut Activations<'_>,
-    trim_last: bool,
-) -> LastTokens {
+/// The encoder blocks, the last one trimmed to the last M tokens if `trim_last` (its states
+/// then end in `embed` `(B·M, D)`, the rest in `h`).
+fn run_blocks(exec: &mut impl Executor, config: &Config, pass: &Pass, acts: &mut Activations<'_>, trim_last: bool) {
     let (b, m, s, d) = (pass.rows, pass.output_patches, pass.tokens, config.d_model);
     let inner = config.inner_dim();
     for block in 0..config.num_layers {
@@ -430,7 +413,7 @@ fn run_blocks(
             exec.linear(Layer::TimeOutput(block), &acts.ctx[..b * m * inner], b * m, tail, true);
             group_attention(exec, config, pass, acts.x, acts.qkv, acts.ctx, tail, None, m, block);
             feed_forward(exec, config, acts.x, acts.hidden, tail, block);
-            return LastTokens::Trimmed;
+            return;
         }
         time_attention(exec, config, pass, acts, block, 0);
         exec.linear(Layer::TimeOutput(block), acts.ctx, b * s, acts.h, true);
@@ -440,7 +423,6 @@ fn run_blocks(
         );
         feed_forward(exec, config, acts.x, acts.hidden, acts.h, block);
     }
-    LastTokens::InStream
 }
 
 /// Time self-attention of block `block` (`TimeSelfAttention` without its output projection):

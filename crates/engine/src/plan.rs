@@ -60,11 +60,12 @@ impl Plan {
     /// Sizes and allocates everything for `pass`, once.
     pub fn new(config: &Config, pass: Pass, threads: usize, precision: Precision) -> Self {
         let scratch_layout = AttentionScratch::new(pass.tokens, config.d_kv);
+        let (pairs, rounded) = Self::rounding_lens(config, &pass, precision);
         Self {
             arena: ActivationArena::new(config, &pass),
             scratch: vec![0.0; Self::scratch_len(config, &pass, threads)],
-            pairs: vec![0; Self::rounding_lens(config, &pass, precision).0],
-            rounded: vec![0.0; Self::rounding_lens(config, &pass, precision).1],
+            pairs: vec![0; pairs],
+            rounded: vec![0.0; rounded],
             scratch_layout,
             threads: ThreadChoice::default(),
             last_used: 0,

@@ -93,12 +93,16 @@ impl GroupWork {
     }
 }
 
+/// The groups that take the packed products (at least [`SMALL_GROUP`] rows).
+fn large_groups(layout: &GroupLayout) -> impl Iterator<Item = &Vec<usize>> + Clone {
+    layout.multi_row_groups().iter().filter(|g| g.len() >= SMALL_GROUP)
+}
+
 /// Floats of scratch the group attention of `pass` needs with `runs` runs: every task's
-/// output, then one [`GroupWork`] per run.
+/// output, then one [`GroupWork`] per run (large groups only; small ones need none).
 pub(crate) fn group_scratch_len(config: &Config, layout: &GroupLayout, tokens: usize, runs: usize) -> usize {
-    let groups = layout.multi_row_groups();
-    let grouped: usize = groups.iter().map(Vec::len).sum();
-    let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
+    let grouped: usize = large_groups(layout).map(Vec::len).sum();
+    let largest = large_groups(layout).map(Vec::len).max().unwrap_or(0);
     tokens * config.num_heads * grouped * config.d_kv + runs * GroupWork::new(largest, config.d_kv).len()
 }
 
@@ -361,8 +365,7 @@ impl Executor for PlannedExecutor<'_> {
         }
         // Small groups (OHLC, a few covariates): a direct loop is cheaper than packing.
         let observed = |row: usize, t: usize| key_mask.map_or(1.0, |mask| mask[row * s + t]);
-        let all = layout.multi_row_groups();
-        for members in all.iter().filter(|g| g.len() < SMALL_GROUP) {
+        for members in layout.multi_row_groups().iter().filter(|g| g.len() < SMALL_GROUP) {
             small_group_attention(
                 members,
                 qkv,
@@ -375,7 +378,7 @@ impl Executor for PlannedExecutor<'_> {
                 ctx,
             );
         }
-        let large = || all.iter().filter(|g| g.len() >= SMALL_GROUP);
+        let large = || large_groups(layout);
         if large().next().is_none() {
             return;
         }
