@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chronos2::Chronos2Model;
-use chronos2_engine::{Engine, Settings, SettingsFlags};
+use chronos2_engine::{Engine, Mode, Settings, SettingsFlags};
 use chronos2_hub::{resolve, ResolveOptions, Resolved};
 
 /// Which model to load.
@@ -127,13 +127,20 @@ impl EngineArgs {
     /// Resolves the settings and prints them once on stderr, as the original system logged
     /// its configuration at start-up.
     pub fn settings(&self) -> Result<Settings> {
-        let settings = Settings::resolve(&SettingsFlags {
+        self.settings_defaulting(Mode::Eager)
+    }
+
+    /// As [`settings`](Self::settings), with `default` as the mode when neither `--mode` nor
+    /// the variables choose one.
+    pub fn settings_defaulting(&self, default: Mode) -> Result<Settings> {
+        let flags = SettingsFlags {
             mode: self.mode.clone(),
             compile_mode: self.compile_mode.clone(),
             backend: self.backend.clone(),
             dtype: self.dtype.clone(),
             threads: self.threads,
-        })?;
+        };
+        let settings = Settings::resolve_defaulting(&flags, default)?;
         let settings = Settings {
             warmup: self.warmup.clone(),
             ..settings

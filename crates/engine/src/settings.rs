@@ -149,12 +149,34 @@ impl Settings {
         Self::resolve_with(flags, |name| std::env::var(name).ok())
     }
 
+    /// As [`resolve`](Self::resolve), with `default` as the mode when neither `--mode` nor
+    /// `TORCH_COMPILED` / `CHRONOS_COMPILE` chooses one (a precision comparison defaults to
+    /// compiled mode).
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    pub fn resolve_defaulting(flags: &SettingsFlags, default: Mode) -> Result<Self, EngineError> {
+        Self::resolve_defaulting_with(flags, default, |name| std::env::var(name).ok())
+    }
+
     /// Resolves flags over the variables `env` returns (testable without touching the
     /// process environment).
     ///
     /// # Errors
     /// [`EngineError::Settings`] for an unknown value, naming the flag or variable.
     pub fn resolve_with(flags: &SettingsFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, EngineError> {
+        Self::resolve_defaulting_with(flags, Mode::Eager, env)
+    }
+
+    /// [`resolve_defaulting`](Self::resolve_defaulting) over the variables `env` returns.
+    ///
+    /// # Errors
+    /// As [`resolve_with`](Self::resolve_with).
+    pub fn resolve_defaulting_with(
+        flags: &SettingsFlags,
+        default: Mode,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, EngineError> {
         // A variable set to nothing (`TORCH_COMPILED=`) is unset, as in the shell idiom.
         let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
         let mut settings = Settings::default();
@@ -176,7 +198,7 @@ impl Settings {
                         .push("CHRONOS_COMPILE is the legacy name of TORCH_COMPILED".into());
                     switch_mode("CHRONOS_COMPILE", &v)?
                 }
-                (None, None) => Mode::Eager,
+                (None, None) => default,
             },
         };
         if let Some((source, value)) = flag_or_env(&flags.compile_mode, "--compile-mode", &env, "CHRONOS_COMPILE_MODE")
@@ -341,6 +363,31 @@ mod tests {
         };
         let s = resolve(flags, &[("TORCH_COMPILED", "1"), ("CHRONOS_COMPILE_MODE", "default")]).unwrap();
         assert_eq!((s.mode, s.compile_mode), (Mode::Eager, CompileMode::MaxAutotune));
+    }
+
+    #[test]
+    fn a_default_mode_yields_to_the_flag_and_both_variables() {
+        let resolve = |flags: SettingsFlags, vars: &[(&str, &str)]| {
+            Settings::resolve_defaulting_with(&flags, Mode::Compiled, |name| {
+                vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+            })
+            .unwrap()
+            .mode
+        };
+        assert_eq!(resolve(SettingsFlags::default(), &[]), Mode::Compiled);
+        assert_eq!(
+            resolve(SettingsFlags::default(), &[("TORCH_COMPILED", "0")]),
+            Mode::Eager
+        );
+        assert_eq!(
+            resolve(SettingsFlags::default(), &[("CHRONOS_COMPILE", "0")]),
+            Mode::Eager
+        );
+        let eager = SettingsFlags {
+            mode: Some("eager".into()),
+            ..SettingsFlags::default()
+        };
+        assert_eq!(resolve(eager, &[]), Mode::Eager);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use chronos2_backtest::report::{check_output_dir, write_atomic, write_outputs};
 use chronos2_bench::compare::{check_settings, compare, CompareReport, Setup};
 use chronos2_bench::verdict::Thresholds;
 use chronos2_bench::MachineInfo;
+use chronos2_engine::Mode;
 
 use crate::commands::backtest::{self, backtest};
 use crate::common::{load_engine, stderr_line};
@@ -82,21 +83,24 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             if dtypes.len() != 2 {
                 anyhow::bail!("--dtypes takes two precisions, BASELINE,CANDIDATE (e.g. float32,bfloat16)");
             }
-            let compiled_unless_set = std::env::var_os("TORCH_COMPILED").is_none() && engine_args.mode.is_none();
-            if compiled_unless_set {
-                engine_args.mode = Some("compiled".into());
-            }
             [dtypes[0].clone(), dtypes[1].clone()]
         }
         None => ["eager".into(), "compiled".into()],
     };
     let mut engines = Vec::new();
     for label in &labels {
-        match &args.dtypes {
-            Some(_) => engine_args.dtype = Some(label.clone()),
-            None => engine_args.mode = Some(label.clone()),
-        }
-        engines.push(load_engine(&args.backtest.model, &engine_args.settings()?)?);
+        let settings = match &args.dtypes {
+            // Both precisions in the chosen mode, compiled unless the flag or variables say.
+            Some(_) => {
+                engine_args.dtype = Some(label.clone());
+                engine_args.settings_defaulting(Mode::Compiled)?
+            }
+            None => {
+                engine_args.mode = Some(label.clone());
+                engine_args.settings()?
+            }
+        };
+        engines.push(load_engine(&args.backtest.model, &settings)?);
     }
     let [eager, compiled]: [_; 2] = engines.try_into().map_err(|_| anyhow::anyhow!("two engines"))?;
     let labels_str = [labels[0].as_str(), labels[1].as_str()];
