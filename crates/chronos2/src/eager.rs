@@ -13,7 +13,7 @@ use crate::weights::{Attention, Linear, ResidualBlock, Weights};
 
 /// Additive attention mask value for a masked key: `finfo(float32).min`, not `-inf`, so a
 /// query with every key masked gets a uniform softmax instead of NaN.
-pub const MASK_VALUE: f32 = f32::MIN;
+const MASK_VALUE: f32 = f32::MIN;
 
 /// Additive key mask: 0 where `observed` is 1, `finfo.min` where it is 0 (`(1 - mask) * min`).
 pub fn additive_mask(observed: f32) -> f32 {

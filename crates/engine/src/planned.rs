@@ -14,12 +14,12 @@
 //!
 //! Nothing here allocates: buffers come from the plan's arena and scratch.
 
-use chronos2::eager::MASK_VALUE;
+use chronos2::eager::additive_mask;
 use chronos2::executor::{Executor, GroupLayout, Layer, Norm, ResidualPart};
 use chronos2::Config;
 use chronos2_kernels::bf16::{linear_bf16, pairs, round_bf16, to_bf16_pairs};
 use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
-use chronos2_kernels::packed::{linear, pack_into, packed_len, PackedRef, NR};
+use chronos2_kernels::packed::{linear, pack_columns_into, pack_into, pack_rows_into, packed_len, PackedRef};
 use chronos2_kernels::pool::Pool;
 use chronos2_kernels::MatRef;
 
@@ -104,30 +104,6 @@ pub(crate) fn group_scratch_len(config: &Config, layout: &GroupLayout, tokens: u
     let grouped: usize = large_groups(layout).map(Vec::len).sum();
     let largest = large_groups(layout).map(Vec::len).max().unwrap_or(0);
     tokens * config.num_heads * grouped * config.d_kv + runs * GroupWork::new(largest, config.d_kv).len()
-}
-
-/// Packs `rows` (each `k` wide) as the rows of a weight matrix `[rows, k]` ([`pack_into`]'s
-/// layout: panels of [`NR`] rows, k-major, zero-padded).
-fn pack_rows_into<'a>(out: &mut [f32], rows: impl Iterator<Item = &'a [f32]>, k: usize) {
-    out.fill(0.0);
-    for (r, row) in rows.enumerate() {
-        let panel = &mut out[(r / NR) * NR * k..];
-        for (p, &v) in row.iter().enumerate() {
-            panel[p * NR + r % NR] = v;
-        }
-    }
-}
-
-/// Packs `rows` (each `n` wide) as the columns of a weight matrix `[n, rows]`, i.e. the
-/// transposed matrix, in [`pack_into`]'s layout.
-fn pack_columns_into<'a>(out: &mut [f32], rows: impl Iterator<Item = &'a [f32]>, n: usize) {
-    let count = out.len() / n.div_ceil(NR) / NR;
-    out.fill(0.0);
-    for (p, row) in rows.enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            out[(c / NR) * NR * count + p * NR + c % NR] = v;
-        }
-    }
 }
 
 /// The planned executor for one call: the packed weights, the pool, and the plan's scratch.
@@ -321,7 +297,7 @@ impl Executor for PlannedExecutor<'_> {
             let mask = &key_mask[row * s..(row + 1) * s];
             for line in scores.chunks_exact_mut(s) {
                 for (score, &m) in line.iter_mut().zip(mask) {
-                    *score += (1.0 - m) * MASK_VALUE;
+                    *score += additive_mask(m);
                 }
                 softmax(line);
             }
@@ -420,7 +396,7 @@ impl Executor for PlannedExecutor<'_> {
                     );
                     for line in scores.chunks_exact_mut(g) {
                         for (score, &key) in line.iter_mut().zip(members) {
-                            *score += (1.0 - observed(key, t)) * MASK_VALUE;
+                            *score += additive_mask(observed(key, t));
                         }
                         softmax(line);
                     }
@@ -478,7 +454,7 @@ fn small_group_attention(
             for &qr in members {
                 let q = &qkv[at(qr, 0)..][..dk];
                 for (slot, &kr) in scores.iter_mut().zip(members) {
-                    *slot = dot(q, &qkv[at(kr, 1)..][..dk]) + (1.0 - observed(kr, t)) * MASK_VALUE;
+                    *slot = dot(q, &qkv[at(kr, 1)..][..dk]) + additive_mask(observed(kr, t));
                 }
                 softmax(scores);
                 let out = &mut ctx[(qr * s + t) * inner + head * dk..][..dk];

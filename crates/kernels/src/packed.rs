@@ -61,6 +61,32 @@ pub fn pack_into(out: &mut [f32], w: crate::MatRef<'_>) {
     }
 }
 
+/// Packs `rows` given one by one (each `k` wide, e.g. gathered from a strided buffer) as the
+/// rows of a `[rows, k]` weight matrix, in [`pack_into`]'s layout; `out` is
+/// `packed_len(rows, k)` long.
+pub fn pack_rows_into<'a>(out: &mut [f32], rows: impl Iterator<Item = &'a [f32]>, k: usize) {
+    out.fill(0.0);
+    for (r, row) in rows.enumerate() {
+        let panel = &mut out[(r / NR) * NR * k..];
+        for (p, &v) in row.iter().enumerate() {
+            panel[p * NR + r % NR] = v;
+        }
+    }
+}
+
+/// Packs `rows` given one by one (each `n` wide) as the columns of a `[n, rows]` weight
+/// matrix (the transposed matrix), in [`pack_into`]'s layout; `out` is
+/// `packed_len(n, rows)` long.
+pub fn pack_columns_into<'a>(out: &mut [f32], rows: impl Iterator<Item = &'a [f32]>, n: usize) {
+    let count = out.len() / n.div_ceil(NR) / NR;
+    out.fill(0.0);
+    for (p, row) in rows.enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[(c / NR) * NR * count + p * NR + c % NR] = v;
+        }
+    }
+}
+
 /// A weight matrix packed for [`linear`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedWeight {
@@ -600,6 +626,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn packing_gathered_rows_or_columns_equals_packing_the_matrix() {
+        let (n, k) = (45, 7);
+        let w = data(n * k, 9);
+        let mut expected = vec![0.0f32; packed_len(n, k)];
+        pack_into(&mut expected, MatRef::row_major(&w, n, k));
+        let mut rows = vec![1.0f32; packed_len(n, k)];
+        pack_rows_into(&mut rows, w.chunks_exact(k), k);
+        assert_eq!(rows, expected);
+        // The same rows as the columns of the transposed matrix [k, n].
+        let mut transposed = vec![0.0f32; packed_len(k, n)];
+        pack_into(&mut transposed, MatRef::row_major(&w, n, k).t());
+        let mut columns = vec![1.0f32; packed_len(k, n)];
+        pack_columns_into(&mut columns, w.chunks_exact(k), k);
+        assert_eq!(columns, transposed);
     }
 
     #[test]
