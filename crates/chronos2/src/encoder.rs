@@ -276,10 +276,12 @@ pub struct Activations<'a> {
 }
 
 /// The forward pass (`Chronos2Model.forward`): quantile forecasts `(B, Q, M·P)` in the data's
-/// units, written into `out` (its allocation is reused).
+/// units, written into `out` (its allocation is reused). `input` must have passed
+/// [`ModelInput::validate`] and `pass` be made for it: callers size the pass and its arena
+/// from the input, so they check it first.
 ///
 /// # Errors
-/// [`Error::Input`] for inconsistent shapes or a NaN under a known-future mask.
+/// [`Error::Input`] for a NaN under a known-future mask.
 pub fn forward(
     exec: &mut impl Executor,
     config: &Config,
@@ -288,7 +290,6 @@ pub fn forward(
     acts: &mut Activations<'_>,
     out: &mut ModelOutput,
 ) -> Result<(), Error> {
-    input.validate(config)?;
     embed_tokens(exec, config, pass, input, acts)?;
     let trimmed = pass.optimizations.trimmed_last_block;
     run_blocks(exec, config, pass, acts, trimmed);
@@ -316,7 +317,6 @@ pub fn encode(
     input: &ModelInput,
     acts: &mut Activations<'_>,
 ) -> Result<Encoded, Error> {
-    input.validate(config)?;
     embed_tokens(exec, config, pass, input, acts)?;
     run_blocks(exec, config, pass, acts, false);
     exec.rms_norm(Norm::Final, acts.h, acts.x);
