@@ -228,6 +228,25 @@ impl BacktestOptions {
     }
 }
 
+/// Why a dated first origin cannot be placed on the bars.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatedOriginError {
+    /// The text is not a date or timestamp the data reader understands.
+    Unreadable,
+    /// Every bar is before that date.
+    AfterLastBar,
+}
+
+/// The first origin for a date: the index of the first bar (timestamps `bars`, ascending) at
+/// or after `date`, in any form the data reader accepts.
+///
+/// # Errors
+/// [`DatedOriginError`]; the caller names its own flag or argument in the message.
+pub fn first_bar_at_or_after(bars: &[i64], date: &str) -> Result<usize, DatedOriginError> {
+    let (t, _) = chronos2_data::parse_timestamp(date).ok_or(DatedOriginError::Unreadable)?;
+    bars.iter().position(|&b| b >= t).ok_or(DatedOriginError::AfterLastBar)
+}
+
 /// Origins of the windows for a series of `bars` bars. The arithmetic is checked, so huge
 /// `--windows`, `--step`, `--horizon` or `--first-origin` values are refused, never wrapped.
 ///

@@ -6,39 +6,16 @@
 mod common;
 
 use chronos2_backtest::report::{check_output_dir, html, write_outputs, OUTPUT_FILES};
-use chronos2_backtest::trading::SimConfig;
 use chronos2_backtest::walkforward::origins;
-use chronos2_backtest::{backtest_series, run_backtest, BacktestOptions, BacktestRun, StrategyOptions, Timing};
+use chronos2_backtest::{backtest_series, run_backtest, BacktestOptions, BacktestRun, Timing};
 use chronos2_data::{DataSource, LoadOptions};
 
-use common::{model, prices, series};
+use common::{model, options_sized, prices, series};
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>,\"q\"\nx";
 
 fn options() -> BacktestOptions {
-    BacktestOptions {
-        context: 32,
-        horizon: 3,
-        windows: 4,
-        step: 1,
-        first_origin: None,
-        season: 7,
-        joint_ohlc: false,
-        batch_size: 8,
-        strategy: StrategyOptions {
-            trade_step: 1,
-            threshold: 0.001,
-            interval: (0.1, 0.9),
-            long_only: false,
-            sim: SimConfig {
-                fraction: 1.0,
-                fee_bps: 10.0,
-                slippage_bps: 5.0,
-                hold: 1,
-                initial_equity: 10_000.0,
-            },
-        },
-    }
+    options_sized(32, 3, 4)
 }
 
 fn backtest(closes: Vec<f64>, label: &str, options: &BacktestOptions) -> Result<BacktestRun, String> {

@@ -3,36 +3,13 @@
 
 mod common;
 
-use chronos2_backtest::trading::SimConfig;
 use chronos2_backtest::walkforward::{baselines, origins};
-use chronos2_backtest::{backtest_series, BacktestOptions, SeriesBacktest, StrategyOptions, Timing};
+use chronos2_backtest::{backtest_series, BacktestOptions, SeriesBacktest, Timing};
 
-use common::{model, prices, series};
+use common::{model, options_sized, prices, series};
 
 fn options() -> BacktestOptions {
-    BacktestOptions {
-        context: 64,
-        horizon: 5,
-        windows: 30,
-        step: 1,
-        first_origin: None,
-        season: 7,
-        joint_ohlc: false,
-        batch_size: 8,
-        strategy: StrategyOptions {
-            trade_step: 1,
-            threshold: 0.001,
-            interval: (0.1, 0.9),
-            long_only: false,
-            sim: SimConfig {
-                fraction: 1.0,
-                fee_bps: 10.0,
-                slippage_bps: 5.0,
-                hold: 1,
-                initial_equity: 10_000.0,
-            },
-        },
-    }
+    options_sized(64, 5, 30)
 }
 
 fn run(closes: Vec<f64>, options: &BacktestOptions) -> SeriesBacktest {
@@ -164,4 +141,17 @@ fn a_missing_close_in_the_scored_span_is_a_clear_error_and_gaps_in_context_are_f
     closes[60] = f64::NAN;
     let result = run(closes, &options());
     assert!(result.model.mae.is_finite());
+}
+
+#[test]
+fn a_dated_first_origin_is_the_first_bar_at_or_after_the_date() {
+    use chronos2_backtest::walkforward::{first_bar_at_or_after, DatedOriginError};
+    let bars = series(prices(5)).timestamps; // daily at 22:13:20 UTC from 2023-11-14
+    assert_eq!(first_bar_at_or_after(&bars, "2023-11-16"), Ok(2));
+    assert_eq!(first_bar_at_or_after(&bars, "2023-11-15T12:00:00"), Ok(1));
+    assert_eq!(
+        first_bar_at_or_after(&bars, "2024-01-01"),
+        Err(DatedOriginError::AfterLastBar)
+    );
+    assert_eq!(first_bar_at_or_after(&bars, "soon"), Err(DatedOriginError::Unreadable));
 }

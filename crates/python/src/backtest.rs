@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use chronos2_backtest::report::{check_output_dir, write_outputs};
 use chronos2_backtest::trading::SimConfig;
+use chronos2_backtest::walkforward::{first_bar_at_or_after, DatedOriginError};
 use chronos2_backtest::{run_backtest, BacktestOptions, StrategyOptions};
-use chronos2_data::{
-    format_timestamp, parse_timestamp, DataSource, Duplicates, Gaps, IdColumn, LoadOptions, TimestampStyle,
-};
+use chronos2_data::{format_timestamp, DataSource, Duplicates, Gaps, IdColumn, LoadOptions, TimestampStyle};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -80,18 +79,14 @@ impl BacktestArgs {
         let first_origin = match &self.first_origin {
             None => None,
             Some(FirstOrigin::Index(index)) => Some(*index),
-            Some(FirstOrigin::Date(text)) => {
-                let (t, _) = parse_timestamp(text).ok_or_else(|| {
-                    PyValueError::new_err(format!(
-                        "cannot read first_origin `{text}`; expected a bar index or a date"
-                    ))
-                })?;
-                Some(
-                    bars.iter()
-                        .position(|&b| b >= t)
-                        .ok_or_else(|| PyValueError::new_err(format!("first_origin {text} is after the last bar")))?,
-                )
-            }
+            Some(FirstOrigin::Date(text)) => Some(first_bar_at_or_after(bars, text).map_err(|e| {
+                PyValueError::new_err(match e {
+                    DatedOriginError::Unreadable => {
+                        format!("cannot read first_origin `{text}`; expected a bar index or a date")
+                    }
+                    DatedOriginError::AfterLastBar => format!("first_origin {text} is after the last bar"),
+                })
+            })?),
         };
         Ok(BacktestOptions {
             context: self.context,

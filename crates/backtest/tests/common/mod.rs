@@ -3,6 +3,8 @@
 use std::path::Path;
 
 use chronos2::Chronos2Model;
+use chronos2_backtest::trading::SimConfig;
+use chronos2_backtest::{BacktestOptions, StrategyOptions};
 use chronos2_data::{Calendar, Series};
 
 /// The re-randomised tiny fixture model.
@@ -32,4 +34,31 @@ pub fn prices(n: usize) -> Vec<f64> {
     (0..n)
         .map(|t| 100.0 * (1.0 + 0.3 * (t as f64 * 0.21).sin() + 0.002 * t as f64))
         .collect()
+}
+
+/// Walk-forward options for the tests: these sizes, a 0.1 % threshold, 10 + 5 bps costs.
+pub fn options_sized(context: usize, horizon: usize, windows: usize) -> BacktestOptions {
+    BacktestOptions {
+        context,
+        horizon,
+        windows,
+        step: 1,
+        first_origin: None,
+        season: 7,
+        joint_ohlc: false,
+        batch_size: 8,
+        strategy: StrategyOptions {
+            trade_step: 1,
+            threshold: 0.001,
+            interval: (0.1, 0.9),
+            long_only: false,
+            sim: SimConfig {
+                fraction: 1.0,
+                fee_bps: 10.0,
+                slippage_bps: 5.0,
+                hold: 1,
+                initial_equity: 10_000.0,
+            },
+        },
+    }
 }

@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use chronos2_backtest::report::{check_output_dir, summary, write_outputs};
 use chronos2_backtest::trading::SimConfig;
+use chronos2_backtest::walkforward::{first_bar_at_or_after, DatedOriginError};
 use chronos2_backtest::{run_backtest, BacktestOptions, BacktestRun, StrategyOptions};
 use chronos2_data::{DataSource, Duplicates, Gaps, IdColumn, LoadOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -146,14 +147,12 @@ impl Args {
             None => None,
             Some(text) => Some(match text.parse::<usize>() {
                 Ok(index) => index,
-                Err(_) => {
-                    let (t, _) = chronos2_data::parse_timestamp(text).with_context(|| {
-                        format!("cannot read --first-origin `{text}`; expected a bar index or a date")
-                    })?;
-                    bars.iter()
-                        .position(|&b| b >= t)
-                        .with_context(|| format!("--first-origin {text} is after the last bar"))?
-                }
+                Err(_) => first_bar_at_or_after(bars, text).map_err(|e| match e {
+                    DatedOriginError::Unreadable => {
+                        anyhow!("cannot read --first-origin `{text}`; expected a bar index or a date")
+                    }
+                    DatedOriginError::AfterLastBar => anyhow!("--first-origin {text} is after the last bar"),
+                })?,
             }),
         };
         let options = BacktestOptions {
