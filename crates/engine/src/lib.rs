@@ -71,13 +71,13 @@ impl EngineError {
 
 /// The engine a command runs: eager or compiled, with the pool both run on.
 pub struct Engine {
-    executor: Executor,
+    runner: Runner,
     pool: Arc<Pool>,
     precision: Precision,
 }
 
-/// Which executor runs the description.
-enum Executor {
+/// What runs the description: the eager model or the compiled engine.
+enum Runner {
     Eager(Arc<Chronos2Model>),
     Compiled(Box<CompiledModel>),
 }
@@ -92,20 +92,20 @@ impl Engine {
         };
         let pool = Arc::new(Pool::new(threads));
         let precision = settings.dtype;
-        let executor = match settings.mode {
-            Mode::Eager if precision == Precision::BFloat16 => Executor::Eager(Arc::new(model.rounded_to_bf16())),
-            Mode::Eager => Executor::Eager(model),
+        let runner = match settings.mode {
+            Mode::Eager if precision == Precision::BFloat16 => Runner::Eager(Arc::new(model.rounded_to_bf16())),
+            Mode::Eager => Runner::Eager(model),
             Mode::Compiled => {
                 let options = CompileOptions {
                     mode: settings.compile_mode,
                     precision,
                     ..CompileOptions::default()
                 };
-                Executor::Compiled(Box::new(CompiledModel::with_options(model, options, Arc::clone(&pool))))
+                Runner::Compiled(Box::new(CompiledModel::with_options(model, options, Arc::clone(&pool))))
             }
         };
         Self {
-            executor,
+            runner,
             pool,
             precision,
         }
@@ -123,9 +123,9 @@ impl Engine {
 
     /// The compiled engine, if compiled.
     pub fn compiled(&self) -> Option<&CompiledModel> {
-        match &self.executor {
-            Executor::Eager(_) => None,
-            Executor::Compiled(c) => Some(c),
+        match &self.runner {
+            Runner::Eager(_) => None,
+            Runner::Compiled(c) => Some(c),
         }
     }
 
@@ -139,17 +139,17 @@ impl Engine {
     /// # Errors
     /// The model's input errors.
     pub fn forward(&self, input: &ModelInput) -> Result<ModelOutput, EngineError> {
-        match &self.executor {
-            Executor::Eager(model) => Ok(model.forward_in(input, &self.pool, self.precision)?),
-            Executor::Compiled(compiled) => compiled.forward(input),
+        match &self.runner {
+            Runner::Eager(model) => Ok(model.forward_in(input, &self.pool, self.precision)?),
+            Runner::Compiled(compiled) => compiled.forward(input),
         }
     }
 
     /// The underlying eager model (also the compiled engine's fallback).
     pub fn eager_model(&self) -> &Arc<Chronos2Model> {
-        match &self.executor {
-            Executor::Eager(model) => model,
-            Executor::Compiled(compiled) => compiled.eager(),
+        match &self.runner {
+            Runner::Eager(model) => model,
+            Runner::Compiled(compiled) => compiled.eager(),
         }
     }
 
