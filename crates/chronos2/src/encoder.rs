@@ -364,9 +364,10 @@ fn embed_tokens(
     }
 
     // Future patches -> embeddings -> token slots [S - M, S) of each row.
-    let future_rows = if pass.shares_future_tokens() { 1 } else { b };
+    let shared = pass.shares_future_tokens();
+    let future_rows = if shared { 1 } else { b };
     let features = &mut acts.features[..future_rows * m * 3 * p];
-    if pass.shares_future_tokens() {
+    if shared {
         for (patch, chunk) in features.chunks_exact_mut(3 * p).enumerate() {
             empty_future_patch(chunk, patch, config);
         }
@@ -384,7 +385,7 @@ fn embed_tokens(
         embedded,
     );
     for row in 0..b {
-        let source = if pass.shares_future_tokens() { 0 } else { row };
+        let source = if shared { 0 } else { row };
         acts.h[(row * s + s - m) * d..(row + 1) * s * d]
             .copy_from_slice(&embedded[source * m * d..(source + 1) * m * d]);
     }
