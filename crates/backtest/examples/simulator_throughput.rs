@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use chronos2_backtest::trading::{simulate, Signal, SimConfig, TradingMetrics};
+use chronos2_backtest::trading::{simulate, Bars, FillAt, Order, SimConfig, TradingMetrics};
 
 fn main() {
     let (series, bars) = (1_000usize, 10_000usize);
@@ -19,7 +19,7 @@ fn main() {
         state ^= state << 17;
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
-    let paths: Vec<(Vec<f64>, Vec<Signal>)> = (0..series)
+    let paths: Vec<(Vec<f64>, Vec<Order>)> = (0..series)
         .map(|_| {
             let mut price = 100.0;
             let closes = (0..bars)
@@ -29,10 +29,7 @@ fn main() {
                 })
                 .collect();
             let signals = (1..bars)
-                .map(|o| Signal {
-                    origin: o,
-                    direction: [-1, 0, 1][(next() * 3.0) as usize % 3],
-                })
+                .map(|o| Order::market(o, [-1, 0, 1][(next() * 3.0) as usize % 3]))
                 .collect();
             (closes, signals)
         })
@@ -41,14 +38,16 @@ fn main() {
         fraction: 1.0,
         fee_bps: 10.0,
         slippage_bps: 5.0,
+        spread_bps: 2.0,
         hold: 1,
         initial_equity: 10_000.0,
+        fill_at: FillAt::Close,
     };
     let mut rates = Vec::new();
     for _ in 0..7 {
         let started = Instant::now();
         for (closes, signals) in &paths {
-            let result = simulate(closes, signals, 1, bars, &config);
+            let result = simulate(&Bars::closes(closes), signals, 1, bars, &config);
             std::hint::black_box(TradingMetrics::of(&result, 10_000.0, 365.0));
         }
         rates.push((series * (bars - 1)) as f64 / started.elapsed().as_secs_f64());

@@ -1,17 +1,27 @@
-//! Walk-forward evaluation of Chronos-2 forecasts and the trading they would have done.
+//! Walk-forward evaluation of Chronos-2 forecasts and the trading they would have done, over
+//! one series or a universe of symbols.
 //!
-//! * [`walkforward`]: rolling origins, batched forecasts that see only the bars before their
-//!   origin, metrics against exactly the bars forecast, baselines, Diebold-Mariano, trading.
-//! * [`metrics`], [`trading`], [`significance`]: one small pure function per formula, each
-//!   documented and tested against hand-computed values.
-//! * [`report`]: terminal summary, JSON with every figure, CSVs, self-contained HTML.
-//! * [`table`]: the aligned plain-text (and HTML) tables of every report.
+//! * [`walkforward`]: rolling origins, forecasts batched across symbols and windows that see
+//!   only the bars before their origin, metrics against exactly the bars forecast, baselines,
+//!   Diebold-Mariano, trading.
+//! * [`strategy`]: the [`Strategy`](strategy::Strategy) trait and the seed system's
+//!   strategies (threshold, confidence, simple, all_signals, entry_takeprofit, highlow,
+//!   maxdiff).
+//! * [`trading`]: the simulator (market, limit and take-profit fills, fees on position
+//!   changes, spread, `--fill-at`) and its metrics; [`portfolio`](mod@portfolio): the universe's portfolio.
+//! * [`metrics`], [`significance`]: one small pure function per formula, each documented and
+//!   tested against hand-computed values.
+//! * [`report`]: terminal summary, JSON with every figure, CSVs, the self-contained HTML
+//!   tear sheet; [`table`]: the aligned plain-text (and HTML) tables of every report.
 //!
 //! ```
-//! use chronos2_backtest::trading::{simulate, SimConfig, Signal, TradingMetrics};
+//! use chronos2_backtest::trading::{simulate, Bars, FillAt, Order, SimConfig, TradingMetrics};
 //! let closes = [100.0, 110.0, 121.0];
-//! let config = SimConfig { fraction: 1.0, fee_bps: 0.0, slippage_bps: 0.0, hold: 1, initial_equity: 100.0 };
-//! let path = simulate(&closes, &[Signal { origin: 1, direction: 1 }], 1, 3, &config);
+//! let config = SimConfig {
+//!     fraction: 1.0, fee_bps: 0.0, slippage_bps: 0.0, spread_bps: 0.0, hold: 1,
+//!     initial_equity: 100.0, fill_at: FillAt::Close,
+//! };
+//! let path = simulate(&Bars::closes(&closes), &[Order::market(1, 1)], 1, 3, &config);
 //! let metrics = TradingMetrics::of(&path, 100.0, 365.0);
 //! assert!((metrics.total_return - 0.1).abs() < 1e-12);
 //! ```
@@ -20,20 +30,25 @@
 #![deny(unsafe_code)]
 
 pub mod metrics;
+pub mod portfolio;
 pub mod report;
 pub mod significance;
+pub mod strategy;
 pub mod table;
+pub mod tearsheet;
 pub mod trading;
 pub mod walkforward;
 
 use std::time::Instant;
 
 use chronos2::ForwardPass;
-use chronos2_data::{DataSource, Dataset, LoadOptions};
+use chronos2_data::{DataSource, LoadOptions};
 use chronos2_forecast::ForecastError;
 use serde::Serialize;
 
-pub use walkforward::{backtest_series, BacktestOptions, SeriesBacktest, StrategyOptions, Timing};
+use crate::portfolio::{portfolio, weights_for, Portfolio};
+use crate::walkforward::{forecast_windows, prepare, PrepareError};
+pub use walkforward::{backtest_series, BacktestOptions, SeriesBacktest, StrategyOptions, Target, Timing};
 
 /// Errors of a backtest.
 #[derive(Debug, thiserror::Error)]
@@ -57,33 +72,61 @@ pub enum BacktestError {
     },
 }
 
-/// A whole run over one data file.
+/// A series left out of a run, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct SkippedSeries {
+    /// The series' label.
+    pub label: String,
+    /// Why, with the numbers.
+    pub reason: String,
+}
+
+/// A whole run over one or more data files.
 #[derive(Clone, Debug, Serialize)]
 pub struct BacktestRun {
-    /// The data file (or `bundled <name>`).
+    /// The data files (or `bundled <name>`), comma-separated.
     pub data: String,
     /// The model's label.
     pub model: String,
     /// The setup.
     pub options: BacktestOptions,
-    /// One result per series in the file.
+    /// One result per series backtested, in file and id order.
     pub series: Vec<SeriesBacktest>,
+    /// Series too short for the windows (skipped without `--strict`).
+    pub skipped: Vec<SkippedSeries>,
+    /// Capital split across the series.
+    pub portfolio: Portfolio,
     /// Time in the model and overall.
     pub timing: Timing,
     /// What loading the data did.
     pub data_notes: Vec<String>,
 }
 
-/// Loads `source` and backtests every series in it. `progress` gets (windows done, total).
+/// The sources for reports: each one, or the first and the count when there are many.
+fn describe_sources(sources: &[DataSource<'_>]) -> String {
+    match sources {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [first, .., last] if sources.len() > 3 => format!("{} files ({first} .. {last})", sources.len()),
+        _ => sources.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// Loads every source and backtests every series in them as one universe: forecasts batched
+/// across series and windows, per-series results and the portfolio (`weights`: `None` =
+/// equal weights). A series too short for the windows is skipped with a note naming it, or
+/// fails the run with `options.strict`. `progress` gets (windows done, total) after each model
+/// call.
 ///
 /// # Errors
 /// [`BacktestError`] for unreadable data, an impossible setup or a model failure.
 pub fn run_backtest(
     model: &dyn ForwardPass,
     model_label: &str,
-    source: DataSource<'_>,
+    sources: &[DataSource<'_>],
     load: &LoadOptions,
     options: &BacktestOptions,
+    weights: Option<&[(String, f64)]>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BacktestRun, BacktestError> {
     let started = Instant::now();
@@ -100,35 +143,60 @@ pub fn run_backtest(
     }
     let options = &options;
     let mut load = load.clone();
-    load.columns = if options.joint_ohlc {
-        vec!["open".into(), "high".into(), "low".into(), "close".into()]
-    } else {
-        vec!["close".into()]
-    };
-    let data: Dataset = source.load(&load)?;
-    let stem = source.stem();
-    let mut timing = Timing::default();
-    let total = data.series.len().saturating_mul(options.windows);
-    let mut series = Vec::with_capacity(data.series.len());
-    for (i, s) in data.series.iter().enumerate() {
-        let offset = i.saturating_mul(options.windows);
-        let mut report = |done: usize, _| progress(offset + done, total);
-        series.push(backtest_series(
-            model,
-            s,
-            &s.label(&stem),
-            options,
-            &mut report,
-            &mut timing,
-        )?);
+    load.columns = options.target.columns();
+    for c in &options.covariates {
+        if !load.columns.iter().any(|l| l.eq_ignore_ascii_case(c)) {
+            load.columns.push(c.clone());
+        }
     }
+    let mut datasets = Vec::with_capacity(sources.len());
+    for source in sources {
+        let data = source.load(&load)?;
+        notes.extend(data.report.notes.iter().cloned());
+        datasets.push((source.stem(), data));
+    }
+    let mut labels: Vec<String> = Vec::new();
+    let mut prepared = Vec::new();
+    let mut skipped = Vec::new();
+    for (stem, data) in &datasets {
+        for s in &data.series {
+            let mut label = s.label(stem);
+            if labels.contains(&label) {
+                label = format!("{stem}/{label}");
+            }
+            labels.push(label.clone());
+            match prepare(s, &label, options) {
+                Ok(p) => prepared.push(p),
+                Err(PrepareError::TooShort(reason)) if !options.strict => {
+                    notes.push(format!("skipped {reason} (--strict makes this an error)"));
+                    skipped.push(SkippedSeries { label, reason });
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    if prepared.is_empty() {
+        let reasons: Vec<&str> = skipped.iter().map(|s| s.reason.as_str()).collect();
+        return Err(BacktestError::Setup(format!(
+            "no series can hold the windows: {}",
+            reasons.join("; ")
+        )));
+    }
+    let mut timing = Timing::default();
+    forecast_windows(model, &mut prepared, options, progress, &mut timing)?;
+    let series: Vec<SeriesBacktest> = prepared.into_iter().map(|p| p.finish(options)).collect();
+    let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
+    let weights = weights_for(&labels, weights)?;
+    let portfolio = portfolio(&series, weights, options.strategy.sim.initial_equity);
     timing.total_seconds = started.elapsed().as_secs_f64();
     Ok(BacktestRun {
-        data: source.to_string(),
+        data: describe_sources(sources),
         model: model_label.to_string(),
         options: options.clone(),
         series,
+        skipped,
+        portfolio,
         timing,
-        data_notes: data.report.notes.into_iter().chain(notes).collect(),
+        data_notes: notes,
     })
 }

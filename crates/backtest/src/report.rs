@@ -1,6 +1,11 @@
 //! Backtest outputs: the terminal summary, `report.json` with every figure, `forecasts.csv`,
-//! `trades.csv`, and `report.html`, a self-contained page (inline SVG, no network) with
-//! equity curves against buy-and-hold, drawdowns, forecast fans and the error per window.
+//! `trades.csv`, `summary.csv` (one row per symbol), `portfolio.csv` (the portfolio's equity
+//! per strategy) and `report.html`, the tear sheet ([`crate::tearsheet`]).
+//!
+//! Figures that cannot be computed print as `n/a` (the naive forecast predicts no move, so its
+//! direction hit rate is n/a, not 0 %); annualised figures from fewer than
+//! [`MIN_TRADES`] trades or [`MIN_BARS`] bars carry a warning; `report.json` writes infinite
+//! ratios as the strings `"inf"` / `"-inf"`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,11 +13,17 @@ use std::path::{Path, PathBuf};
 use chronos2_data::{format_timestamp, TimestampStyle};
 
 use crate::table::Table;
-use crate::walkforward::{SeriesBacktest, LEVELS};
+use crate::trading::{FillAt, TradingMetrics};
+use crate::walkforward::{PointMetrics, SeriesBacktest, StrategyResult};
 use crate::{BacktestError, BacktestRun};
 
+/// Fewer trades than this make annualised figures a warning.
+pub const MIN_TRADES: usize = 30;
+/// Fewer bars than this make annualised figures a warning.
+pub const MIN_BARS: usize = 60;
+
 /// Formats a number for tables (NaN as `n/a`).
-fn num(v: f64, decimals: usize) -> String {
+pub(crate) fn num(v: f64, decimals: usize) -> String {
     if v.is_nan() {
         "n/a".into()
     } else if v.is_infinite() {
@@ -22,7 +33,8 @@ fn num(v: f64, decimals: usize) -> String {
     }
 }
 
-fn pct(v: f64) -> String {
+/// A fraction as a percentage (NaN as `n/a`).
+pub(crate) fn pct(v: f64) -> String {
     if v.is_finite() {
         format!("{:.2}%", 100.0 * v)
     } else {
@@ -30,10 +42,53 @@ fn pct(v: f64) -> String {
     }
 }
 
-fn day(t: i64) -> String {
+/// A timestamp as a date, with the time of day when it is not midnight.
+pub(crate) fn day(t: i64) -> String {
     format_timestamp(t, TimestampStyle::DateTime)
         .trim_end_matches(" 00:00:00")
         .to_string()
+}
+
+/// A bar's time, or its index when outside the series' recorded span.
+fn time_or_bar(b: &SeriesBacktest, bar: usize) -> String {
+    b.time_of(bar).map_or_else(|| format!("bar {bar}"), day)
+}
+
+/// The Diebold-Mariano verdict in one line: which forecast it favours and whether that is
+/// significant at 5 %.
+pub fn verdict(b: &SeriesBacktest, model: &str) -> String {
+    let dm = &b.dm_vs_naive;
+    if dm.p_value.is_nan() || dm.mean_difference.is_nan() {
+        return format!(
+            "Diebold-Mariano: no verdict ({} paired errors; needs at least 3 that are not all equal)",
+            dm.n
+        );
+    }
+    let (better, worse) = if dm.mean_difference < 0.0 {
+        (model, "naive")
+    } else {
+        ("naive", model)
+    };
+    let significance = if dm.p_value < 0.05 {
+        "significant at 5 %"
+    } else {
+        "not significant at 5 %"
+    };
+    format!(
+        "Diebold-Mariano favours {better} over {worse} ({significance}: p = {}, n = {})",
+        num(dm.p_value, 4),
+        dm.n
+    )
+}
+
+/// A warning when the annualised figures of `m` rest on a small sample.
+pub fn sample_warning(m: &TradingMetrics, bars: usize) -> Option<String> {
+    (m.trades < MIN_TRADES || bars < MIN_BARS).then(|| {
+        format!(
+            "annualised figures (CAGR, volatility, Sharpe, Sortino, Calmar) rest on {} trades over {bars} bars (fewer than {MIN_TRADES} trades or {MIN_BARS} bars): indicative only",
+            m.trades
+        )
+    })
 }
 
 /// The probabilistic metrics, skill and significance of a series, one fact per item.
@@ -60,9 +115,9 @@ fn quality_facts(b: &SeriesBacktest) -> Vec<String> {
     ]
 }
 
-/// Point-forecast metrics of the model and the baselines.
-fn forecast_table(b: &SeriesBacktest) -> Table {
-    let row = |name: &str, m: &crate::walkforward::PointMetrics| {
+/// Point-forecast metrics of the model (labelled `model`) and the baselines.
+pub(crate) fn forecast_table(b: &SeriesBacktest, model: &str) -> Table {
+    let row = |name: &str, m: &PointMetrics| {
         vec![
             name.to_string(),
             num(m.mae, 4),
@@ -86,15 +141,15 @@ fn forecast_table(b: &SeriesBacktest) -> Table {
         "return MAE",
         "dir. hit",
     ]);
-    table.push(row("chronos-2", &b.model));
+    table.push(row(model, &b.model));
     for (name, m) in &b.baselines {
         table.push(row(name, m));
     }
     table
 }
 
-/// Trading metrics of every strategy.
-fn strategy_table(b: &SeriesBacktest) -> Table {
+/// Trading metrics of named paths; a `*` after the name marks small-sample annualised figures.
+pub(crate) fn metrics_table<'a>(rows: impl IntoIterator<Item = (&'a str, &'a TradingMetrics, usize)>) -> Table {
     let mut table = Table::new([
         "strategy",
         "return",
@@ -113,10 +168,10 @@ fn strategy_table(b: &SeriesBacktest) -> Table {
         "exposure",
         "costs",
     ]);
-    for st in &b.strategies {
-        let m = &st.metrics;
+    for (name, m, bars) in rows {
+        let mark = if sample_warning(m, bars).is_some() { "*" } else { "" };
         table.push(vec![
-            st.name.clone(),
+            format!("{name}{mark}"),
             pct(m.total_return),
             pct(m.cagr),
             pct(m.annual_volatility),
@@ -137,38 +192,194 @@ fn strategy_table(b: &SeriesBacktest) -> Table {
     table
 }
 
-/// The terminal summary: one block per series.
-pub fn summary(run: &BacktestRun) -> String {
-    let mut s = String::new();
+/// Trading metrics of every strategy of a series.
+pub(crate) fn strategy_table(b: &SeriesBacktest) -> Table {
+    metrics_table(
+        b.strategies
+            .iter()
+            .map(|st| (st.name.as_str(), &st.metrics, st.path.returns.len())),
+    )
+}
+
+/// Trading metrics of the portfolio, per strategy.
+pub(crate) fn portfolio_table(run: &BacktestRun) -> Table {
+    let bars = run.portfolio.times.len();
+    metrics_table(
+        run.portfolio
+            .strategies
+            .iter()
+            .map(|st| (st.name.as_str(), &st.metrics, bars)),
+    )
+}
+
+/// Notes on a series' strategies: zero trades explained, skipped strategies, bankruptcies,
+/// small samples.
+pub(crate) fn strategy_notes(b: &SeriesBacktest) -> Vec<(&'static str, String)> {
+    let mut notes = Vec::new();
+    for st in &b.strategies {
+        if let Some(reason) = &st.no_trades {
+            notes.push(("no-trades", format!("{}: no trades: {reason}", st.name)));
+        }
+        if let Some(bar) = st.path.bankrupt_at {
+            notes.push((
+                "bankrupt",
+                format!(
+                    "{}: equity reached 0 at {} (bankrupt, -100%); trading stopped there",
+                    st.name,
+                    time_or_bar(b, bar)
+                ),
+            ));
+        }
+    }
+    for s in &b.skipped {
+        notes.push(("skipped-strategy", format!("{}: not run: {}", s.name, s.reason)));
+    }
+    if let Some(warning) = b
+        .strategies
+        .iter()
+        .find_map(|st| sample_warning(&st.metrics, st.path.returns.len()))
+    {
+        notes.push(("sample-warning", format!("* {warning}")));
+    }
+    notes
+}
+
+/// The strategy with the highest total return (buy and hold excluded), if any ran.
+pub(crate) fn best_strategy(b: &SeriesBacktest) -> Option<&StrategyResult> {
+    b.strategies
+        .iter()
+        .filter(|st| st.name != "buy_and_hold")
+        .max_by(|x, y| x.metrics.total_return.total_cmp(&y.metrics.total_return))
+}
+
+/// One row per symbol: forecast quality, the verdict, each strategy's return.
+pub fn universe_table(run: &BacktestRun) -> Table {
+    let names: Vec<&str> = run
+        .series
+        .first()
+        .map(|b| b.strategies.iter().map(|st| st.name.as_str()).collect())
+        .unwrap_or_default();
+    let mut header: Vec<String> = ["symbol", "windows", "MAE", "MASE", "skill vs naive", "DM p", "favours"]
+        .map(String::from)
+        .to_vec();
+    header.extend(names.iter().map(|n| format!("{n} return")));
+    header.push("best strategy".into());
+    let mut table = Table::new(header);
+    for b in &run.series {
+        let dm = &b.dm_vs_naive;
+        let favours = if dm.mean_difference.is_nan() {
+            "n/a".to_string()
+        } else {
+            let side = if dm.mean_difference < 0.0 { "model" } else { "naive" };
+            format!("{side}{}", if dm.p_value < 0.05 { " (sig.)" } else { "" })
+        };
+        let mut row = vec![
+            b.label.clone(),
+            b.windows.len().to_string(),
+            num(b.model.mae, 4),
+            num(b.model.mase, 3),
+            pct(b.skill_vs_naive),
+            num(dm.p_value, 4),
+            favours,
+        ];
+        for name in &names {
+            row.push(
+                b.strategies
+                    .iter()
+                    .find(|st| st.name == *name)
+                    .map_or_else(|| "n/a".into(), |st| pct(st.metrics.total_return)),
+            );
+        }
+        row.push(best_strategy(b).map_or_else(|| "n/a".into(), |st| st.name.clone()));
+        table.push(row);
+    }
+    table
+}
+
+/// The settings line of every report.
+fn settings_line(run: &BacktestRun) -> String {
     let o = &run.options;
+    let s = &o.strategy;
+    let season = o.season.map_or_else(|| "by calendar".to_string(), |m| m.to_string());
+    format!(
+        "backtest of {} on {}: {} windows, context {}, horizon {}, step {}, target {}, season {season}, traded step {}, fill at {}, fees {} bps + slippage {} bps + half of a {} bps spread per fill{}",
+        run.model,
+        run.data,
+        o.windows,
+        o.context,
+        o.horizon,
+        o.step,
+        o.target,
+        s.trade_step,
+        match s.sim.fill_at {
+            FillAt::Close => "close",
+            FillAt::NextOpen => "next open",
+        },
+        s.sim.fee_bps,
+        s.sim.slippage_bps,
+        s.sim.spread_bps,
+        if s.no_short { ", no shorts" } else { "" }
+    )
+}
+
+/// The block of one series.
+fn series_block(s: &mut String, b: &SeriesBacktest, model: &str) {
+    let first = b.windows.first().map_or(0, |w| w.origin_time);
+    let last = b.windows.last().map_or(0, |w| w.origin_time);
     let _ = writeln!(
         s,
-        "backtest of {} on {}: {} windows, context {}, horizon {}, step {}, traded step {}, fees {} bps + slippage {} bps per side",
-        run.model, run.data, o.windows, o.context, o.horizon, o.step, o.strategy.trade_step, o.strategy.sim.fee_bps, o.strategy.sim.slippage_bps
+        "\n{} | origins {} .. {} | {:.0} bars/year | season {}",
+        b.label,
+        day(first),
+        day(last),
+        b.periods_per_year,
+        b.season
     );
-    for b in &run.series {
-        let first = b.windows.first().map_or(0, |w| w.origin_time);
-        let last = b.windows.last().map_or(0, |w| w.origin_time);
+    s.push_str(&forecast_table(b, model).columns(&[0, 1, 2, 3, 5, 6, 8]).text("  "));
+    let _ = writeln!(s, "  {}", verdict(b, model));
+    let _ = writeln!(s, "  {}", quality_facts(b).join(" | "));
+    s.push_str(&strategy_table(b).columns(&[0, 1, 2, 4, 5, 7, 9, 10, 11, 14]).text("  "));
+    for (_, note) in strategy_notes(b) {
+        let _ = writeln!(s, "  {note}");
+    }
+}
+
+/// The terminal summary: the settings; for one series its block; for a universe the table of
+/// symbols, the portfolio and the skipped series (each symbol's block is in report.html).
+pub fn summary(run: &BacktestRun) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", settings_line(run));
+    if let [b] = run.series.as_slice() {
+        series_block(&mut s, b, &run.model);
+    } else {
+        let _ = writeln!(s, "\n{} symbols", run.series.len());
+        s.push_str(&universe_table(run).text("  "));
         let _ = writeln!(
             s,
-            "\n{} | origins {} .. {} | {:.0} bars/year",
-            b.label,
-            day(first),
-            day(last),
-            b.periods_per_year
-        );
-        s.push_str(&forecast_table(b).columns(&[0, 1, 2, 3, 5, 6, 8]).text("  "));
-        let _ = writeln!(s, "  {}", quality_facts(b).join(" | "));
-        s.push_str(&strategy_table(b).columns(&[0, 1, 2, 4, 5, 7, 9, 10, 11, 14]).text("  "));
-        for st in &b.strategies {
-            if let Some(bar) = st.path.bankrupt_at {
-                let _ = writeln!(
-                    s,
-                    "  {}: equity reached 0 at bar {bar} (bankrupt, -100%); trading stopped there",
-                    st.name
-                );
+            "\nportfolio: {} symbols, {}",
+            run.series.len(),
+            if run.portfolio.weights.windows(2).all(|w| w[0].1 == w[1].1) {
+                "equal weights".to_string()
+            } else {
+                "weights from --weights".to_string()
             }
+        );
+        s.push_str(
+            &portfolio_table(run)
+                .columns(&[0, 1, 2, 4, 5, 7, 9, 10, 11, 14])
+                .text("  "),
+        );
+        if let Some(warning) = run
+            .portfolio
+            .strategies
+            .iter()
+            .find_map(|st| sample_warning(&st.metrics, run.portfolio.times.len()))
+        {
+            let _ = writeln!(s, "  * {warning}");
         }
+    }
+    for skipped in &run.skipped {
+        let _ = writeln!(s, "skipped {}", skipped.reason);
     }
     let t = &run.timing;
     let _ = writeln!(
@@ -258,50 +469,74 @@ pub fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The names of the files [`write_outputs`] writes, in order.
-pub const OUTPUT_FILES: [&str; 4] = ["report.json", "forecasts.csv", "trades.csv", "report.html"];
+pub const OUTPUT_FILES: [&str; 6] = [
+    "report.json",
+    "forecasts.csv",
+    "trades.csv",
+    "summary.csv",
+    "portfolio.csv",
+    "report.html",
+];
 
-/// Writes `report.json`, `forecasts.csv`, `trades.csv` and `report.html` into `dir`
-/// (created if needed), each atomically (see [`write_atomic`]); returns the paths.
-///
-/// # Errors
-/// [`BacktestError::Write`] if a file cannot be written.
-pub fn write_outputs(run: &BacktestRun, dir: &Path, extra_html: &str) -> Result<Vec<PathBuf>, BacktestError> {
-    check_output_dir(dir)?;
-    let json = serde_json::to_string_pretty(run).expect("the report serialises");
-    let mut forecasts = String::from("series,origin,step,timestamp_index,actual,median");
-    for l in LEVELS {
-        let _ = write!(forecasts, ",q{l}");
+/// A column name per quantile level, as `forecast` names them: the level (`0.1`).
+pub fn quantile_column(level: f32) -> String {
+    level.to_string()
+}
+
+/// `forecasts.csv`: one row per window and step, with the origin, target and context times.
+fn forecasts_csv(run: &BacktestRun) -> String {
+    let mut out =
+        String::from("series,origin_time,target_time,step,context_first_time,context_last_time,bar,actual,median");
+    for &l in &run.options.quantiles {
+        let _ = write!(out, ",{}", quantile_column(l));
     }
-    forecasts.push_str(",naive,seasonal_naive,drift\n");
-    let mut trades = String::from("series,strategy,entry_bar,exit_bar,direction,net_return,pnl,costs\n");
+    out.push_str(",naive,seasonal_naive,drift\n");
     for b in &run.series {
         let label = csv_field(&b.label);
         for w in &b.windows {
             for k in 0..w.actual.len() {
                 let _ = write!(
-                    forecasts,
-                    "{label},{},{},{},{},{}",
+                    out,
+                    "{label},{},{},{},{},{},{},{},{}",
                     day(w.origin_time),
+                    time_or_bar(b, w.origin + k),
                     k + 1,
+                    day(w.context_times.0),
+                    day(w.context_times.1),
                     w.origin + k,
                     w.actual[k],
                     w.median[k]
                 );
                 for q in &w.quantiles {
-                    let _ = write!(forecasts, ",{}", q[k]);
+                    let _ = write!(out, ",{}", q[k]);
                 }
-                let _ = writeln!(forecasts, ",{},{},{}", w.naive[k], w.seasonal_naive[k], w.drift[k]);
+                let _ = writeln!(out, ",{},{},{}", w.naive[k], w.seasonal_naive[k], w.drift[k]);
             }
         }
+    }
+    out
+}
+
+/// `trades.csv`: one row per round trip, with entry and exit times and prices.
+fn trades_csv(run: &BacktestRun) -> String {
+    let mut out = String::from(
+        "series,strategy,direction,entry_time,entry_price,exit_time,exit_price,entry_bar,exit_bar,net_return,pnl,costs\n",
+    );
+    for b in &run.series {
+        let label = csv_field(&b.label);
         for st in &b.strategies {
             for t in &st.path.trades {
                 let _ = writeln!(
-                    trades,
-                    "{label},{},{},{},{},{},{},{}",
+                    out,
+                    "{label},{},{},{},{},{},{},{},{},{},{},{}",
                     csv_field(&st.name),
+                    t.direction,
+                    time_or_bar(b, t.entry_bar),
+                    t.entry_price,
+                    time_or_bar(b, t.exit_bar),
+                    t.exit_price,
                     t.entry_bar,
                     t.exit_bar,
-                    t.direction,
                     t.net_return,
                     t.pnl,
                     t.costs
@@ -309,7 +544,50 @@ pub fn write_outputs(run: &BacktestRun, dir: &Path, extra_html: &str) -> Result<
             }
         }
     }
-    let contents = [json, forecasts, trades, html(run, extra_html)];
+    out
+}
+
+/// `portfolio.csv`: the portfolio's value per time and strategy.
+fn portfolio_csv(run: &BacktestRun) -> String {
+    let p = &run.portfolio;
+    let mut out = String::from("time");
+    for st in &p.strategies {
+        let _ = write!(out, ",{}", csv_field(&st.name));
+    }
+    out.push('\n');
+    for (i, &t) in p.times.iter().enumerate() {
+        out.push_str(&day(t));
+        for st in &p.strategies {
+            let _ = write!(out, ",{}", st.equity[i]);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes the [`OUTPUT_FILES`] into `dir` (created if needed), each atomically (see
+/// [`write_atomic`]); `extra_html` goes into the tear sheet after the settings. Returns the
+/// paths.
+///
+/// # Errors
+/// [`BacktestError::Write`] if a file cannot be written.
+pub fn write_outputs(run: &BacktestRun, dir: &Path, extra_html: &str) -> Result<Vec<PathBuf>, BacktestError> {
+    check_output_dir(dir)?;
+    // Indented for a few symbols (people read it); compact for a universe (a third the size).
+    let json = if run.series.len() <= crate::tearsheet::DETAILED_SERIES {
+        serde_json::to_string_pretty(run)
+    } else {
+        serde_json::to_string(run)
+    }
+    .expect("the report serialises");
+    let contents = [
+        json,
+        forecasts_csv(run),
+        trades_csv(run),
+        universe_table(run).csv(),
+        portfolio_csv(run),
+        crate::tearsheet::html(run, extra_html),
+    ];
     let mut paths = Vec::with_capacity(OUTPUT_FILES.len());
     for (name, text) in OUTPUT_FILES.iter().zip(&contents) {
         let path = dir.join(name);
@@ -317,312 +595,6 @@ pub fn write_outputs(run: &BacktestRun, dir: &Path, extra_html: &str) -> Result<
         paths.push(path);
     }
     Ok(paths)
-}
-
-/// One line of a chart.
-struct Line<'a> {
-    name: &'a str,
-    color: &'a str,
-    points: Vec<(f64, f64)>,
-    dashed: bool,
-}
-
-/// A shaded band between two curves.
-struct Band<'a> {
-    color: &'a str,
-    points: Vec<(f64, f64, f64)>,
-}
-
-/// An SVG line chart with a y axis, x tick labels from `x_label` and a legend.
-fn chart(title: &str, lines: &[Line<'_>], bands: &[Band<'_>], x_label: &dyn Fn(f64) -> String) -> String {
-    let (w, h, left, right, top, bottom) = (780.0, 280.0, 70.0, 40.0, 28.0, 40.0);
-    let all_x = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.0))
-        .chain(bands.iter().flat_map(|b| b.points.iter().map(|p| p.0)));
-    let all_y = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .chain(bands.iter().flat_map(|b| b.points.iter().flat_map(|p| [p.1, p.2])))
-        .filter(|v| v.is_finite());
-    let (x0, x1) = all_x.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
-    let (mut y0, mut y1) = all_y.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
-    if !y0.is_finite() {
-        return format!("<p>{}: no data</p>", escape_html(title));
-    }
-    if y1 - y0 < 1e-12 {
-        y0 -= 1.0;
-        y1 += 1.0;
-    }
-    let pad = 0.05 * (y1 - y0);
-    let (y0, y1) = (y0 - pad, y1 + pad);
-    let sx = |x: f64| left + (x - x0) / (x1 - x0).max(1e-12) * (w - left - right);
-    let sy = |y: f64| top + (y1 - y) / (y1 - y0) * (h - top - bottom);
-    let mut svg = format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' viewBox='0 0 {w} {h}' font-family='sans-serif' font-size='11'>\
-<text x='{left}' y='16' font-size='13' font-weight='bold'>{}</text>",
-        escape_html(title)
-    );
-    for i in 0..=4 {
-        let y = y0 + (y1 - y0) * f64::from(i) / 4.0;
-        let _ = write!(
-            svg,
-            "<line x1='{left}' x2='{}' y1='{:.1}' y2='{:.1}' stroke='#ddd'/><text x='{}' y='{:.1}' text-anchor='end'>{}</text>",
-            w - right,
-            sy(y),
-            sy(y),
-            left - 4.0,
-            sy(y) + 4.0,
-            short_number(y)
-        );
-    }
-    for i in 0..=4 {
-        let x = x0 + (x1 - x0) * f64::from(i) / 4.0;
-        let _ = write!(
-            svg,
-            "<text x='{:.1}' y='{}' text-anchor='middle'>{}</text>",
-            sx(x),
-            h - bottom + 16.0,
-            x_label(x)
-        );
-    }
-    for band in bands {
-        let upper: Vec<String> = band
-            .points
-            .iter()
-            .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.2)))
-            .collect();
-        let lower: Vec<String> = band
-            .points
-            .iter()
-            .rev()
-            .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1)))
-            .collect();
-        let _ = write!(
-            svg,
-            "<polygon points='{} {}' fill='{}' fill-opacity='0.25' stroke='none'/>",
-            upper.join(" "),
-            lower.join(" "),
-            band.color
-        );
-    }
-    for (i, line) in lines.iter().enumerate() {
-        let points: Vec<String> = line
-            .points
-            .iter()
-            .filter(|p| p.1.is_finite())
-            .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1)))
-            .collect();
-        let dash = if line.dashed { " stroke-dasharray='5,3'" } else { "" };
-        let _ = write!(
-            svg,
-            "<polyline points='{}' fill='none' stroke='{}' stroke-width='1.6'{dash}/>",
-            points.join(" "),
-            line.color
-        );
-        let lx = left + 10.0 + 150.0 * i as f64;
-        let _ = write!(
-            svg,
-            "<line x1='{lx}' x2='{}' y1='{}' y2='{}' stroke='{}' stroke-width='3'/><text x='{}' y='{}'>{}</text>",
-            lx + 18.0,
-            h - 10.0,
-            h - 10.0,
-            line.color,
-            lx + 22.0,
-            h - 6.0,
-            escape_html(line.name)
-        );
-    }
-    svg.push_str("</svg>");
-    svg
-}
-
-fn short_number(v: f64) -> String {
-    match v.abs() {
-        a if a >= 1e6 => format!("{:.2}M", v / 1e6),
-        a if a >= 1e4 => format!("{:.1}k", v / 1e3),
-        a if a >= 10.0 => format!("{v:.0}"),
-        a if a >= 0.1 => format!("{v:.2}"),
-        _ => format!("{v:.4}"),
-    }
-}
-
-const COLORS: [&str; 3] = ["#1f77b4", "#2ca02c", "#444444"];
-
-fn series_section(b: &SeriesBacktest, initial_equity: f64) -> String {
-    let closes_hint = |i: usize| i.checked_sub(b.history_start).and_then(|k| b.history.get(k).copied());
-    let mut s = format!("<h2>{}</h2>", escape_html(&b.label));
-    let time_of = |bar: f64| -> String {
-        let index = b
-            .windows
-            .iter()
-            .position(|w| w.origin as f64 >= bar)
-            .unwrap_or(b.windows.len().saturating_sub(1));
-        b.windows.get(index).map_or(String::new(), |w| day(w.origin_time))
-    };
-    // Equity curves against buy and hold.
-    let lines: Vec<Line<'_>> = b
-        .strategies
-        .iter()
-        .enumerate()
-        .map(|(i, st)| Line {
-            name: &st.name,
-            color: COLORS[i % COLORS.len()],
-            points: st
-                .path
-                .equity
-                .iter()
-                .enumerate()
-                .map(|(k, &e)| ((st.path.start + k) as f64, e))
-                .collect(),
-            dashed: st.name == "buy_and_hold",
-        })
-        .collect();
-    s.push_str(&chart("Equity (strategies vs buy and hold)", &lines, &[], &time_of));
-    // Drawdowns.
-    let drawdown_lines: Vec<Line<'_>> = b
-        .strategies
-        .iter()
-        .enumerate()
-        .map(|(i, st)| {
-            let mut peak = initial_equity;
-            let points = st
-                .path
-                .equity
-                .iter()
-                .enumerate()
-                .map(|(k, &e)| {
-                    peak = peak.max(e);
-                    ((st.path.start + k) as f64, -100.0 * (1.0 - e / peak))
-                })
-                .collect();
-            Line {
-                name: &st.name,
-                color: COLORS[i % COLORS.len()],
-                points,
-                dashed: st.name == "buy_and_hold",
-            }
-        })
-        .collect();
-    s.push_str(&chart("Drawdown (%)", &drawdown_lines, &[], &time_of));
-    // Forecast fans for the most recent windows (non-overlapping ones preferred).
-    let recent: Vec<_> = b
-        .windows
-        .iter()
-        .rev()
-        .step_by((b.windows.first().map_or(1, |w| w.actual.len())).max(1))
-        .take(3)
-        .collect();
-    for w in recent.into_iter().rev() {
-        let h = w.actual.len();
-        let history: Vec<(f64, f64)> = (w.origin.saturating_sub(3 * h)..w.origin)
-            .filter_map(|i| closes_hint(i).map(|c| (i as f64, c)))
-            .collect();
-        let at = |k: usize| (w.origin + k) as f64;
-        let level = |l: f32| &w.quantiles[LEVELS.iter().position(|&x| (x - l).abs() < 1e-6).expect("level")];
-        let (q10, q30, q70, q90) = (level(0.1), level(0.3), level(0.7), level(0.9));
-        let bands = [
-            Band {
-                color: "#ff7f0e",
-                points: (0..h).map(|k| (at(k), q10[k], q90[k])).collect(),
-            },
-            Band {
-                color: "#ff7f0e",
-                points: (0..h).map(|k| (at(k), q30[k], q70[k])).collect(),
-            },
-        ];
-        let mut actual = vec![(w.origin as f64 - 1.0, w.last_close)];
-        actual.extend((0..h).map(|k| (at(k), w.actual[k])));
-        let lines = [
-            Line {
-                name: "history",
-                color: "#444444",
-                points: history,
-                dashed: false,
-            },
-            Line {
-                name: "actual",
-                color: "#1f77b4",
-                points: actual,
-                dashed: false,
-            },
-            Line {
-                name: "median forecast",
-                color: "#d62728",
-                points: (0..h).map(|k| (at(k), w.median[k])).collect(),
-                dashed: true,
-            },
-        ];
-        let origin = w.origin;
-        let label = move |x: f64| format!("{:+}", x as i64 - origin as i64);
-        s.push_str(&chart(
-            &format!(
-                "Forecast from {} (bars relative to the origin; bands 10-90% and 30-70%)",
-                day(w.origin_time)
-            ),
-            &lines,
-            &bands,
-            &label,
-        ));
-    }
-    // Error per window.
-    let errors = |pick: fn(&crate::walkforward::Window) -> &Vec<f64>| -> Vec<(f64, f64)> {
-        b.windows
-            .iter()
-            .map(|w| (w.origin as f64, crate::metrics::mae(&w.actual, pick(w))))
-            .collect()
-    };
-    let lines = [
-        Line {
-            name: "chronos-2 MAE",
-            color: "#d62728",
-            points: errors(|w| &w.median),
-            dashed: false,
-        },
-        Line {
-            name: "naive MAE",
-            color: "#444444",
-            points: errors(|w| &w.naive),
-            dashed: true,
-        },
-    ];
-    s.push_str(&chart("Error per window (MAE over the horizon)", &lines, &[], &time_of));
-    s.push_str(&tables(b));
-    s
-}
-
-fn tables(b: &SeriesBacktest) -> String {
-    let mut s = forecast_table(b).html();
-    let coverage: Vec<String> = b
-        .quantile
-        .coverage
-        .iter()
-        .map(|(l, c)| format!("{l}: {}", pct(*c)))
-        .collect();
-    let _ = write!(
-        s,
-        "<p>{} · coverage per level: {}</p>",
-        quality_facts(b).join(" · "),
-        coverage.join(", ")
-    );
-    s.push_str(&strategy_table(b).html());
-    s
-}
-
-/// The self-contained HTML report; `extra` is inserted after the summary (e.g. the
-/// eager-vs-compiled verdict).
-pub fn html(run: &BacktestRun, extra: &str) -> String {
-    let mut body = String::new();
-    for b in &run.series {
-        body.push_str(&series_section(b, run.options.strategy.sim.initial_equity));
-    }
-    format!(
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>chronos2 backtest</title><style>\
-body{{font-family:sans-serif;max-width:1000px;margin:20px auto;color:#222}} table{{border-collapse:collapse;margin:8px 0;font-size:12px}} \
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding:8px;font-size:11px;overflow-x:auto}}\
-</style></head><body><h1>Walk-forward backtest</h1><pre>{}</pre>{extra}{body}</body></html>",
-        escape_html(&summary(run))
-    )
 }
 
 /// `text` with `&`, `<`, `>` and both quotes escaped, safe in HTML text and in quoted

@@ -88,16 +88,37 @@ impl Table {
 
     /// An HTML table of every column (cells escaped: they may hold user text).
     pub fn html(&self) -> String {
+        self.html_opening("<table>")
+    }
+
+    /// [`html`](Self::html) with a `class` attribute (e.g. `sortable`).
+    pub fn html_with_class(&self, class: &str) -> String {
+        self.html_opening(&format!("<table class='{}'>", crate::report::escape_html(class)))
+    }
+
+    fn html_opening(&self, opening: &str) -> String {
         let cells = |tag: &str, row: &[String]| {
             row.iter()
                 .map(|c| format!("<{tag}>{}</{tag}>", crate::report::escape_html(c)))
                 .collect::<String>()
         };
-        let mut out = format!("<table><tr>{}</tr>", cells("th", &self.header));
+        let mut out = format!("{opening}<thead><tr>{}</tr></thead><tbody>", cells("th", &self.header));
         for row in &self.rows {
             out.push_str(&format!("<tr>{}</tr>", cells("td", row)));
         }
-        out.push_str("</table>");
+        out.push_str("</tbody></table>");
+        out
+    }
+
+    /// The header and rows as CSV lines, cells quoted where needed
+    /// ([`csv_field`](crate::report::csv_field)).
+    pub fn csv(&self) -> String {
+        let mut out = String::new();
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            let cells: Vec<_> = row.iter().map(|c| crate::report::csv_field(c)).collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
         out
     }
 }
@@ -138,8 +159,18 @@ mod tests {
     #[test]
     fn html_has_a_header_row_and_one_row_per_record() {
         let html = sample().html();
-        assert!(html.starts_with("<table><tr><th>name</th><th>value</th><th>unit</th></tr>"));
+        assert!(html.starts_with("<table><thead><tr><th>name</th><th>value</th><th>unit</th></tr></thead>"));
         assert_eq!(html.matches("<tr>").count(), 3);
-        assert!(html.ends_with("<td>µs</td></tr></table>"));
+        assert!(html.ends_with("<td>µs</td></tr></tbody></table>"));
+        assert!(sample()
+            .html_with_class("sortable")
+            .starts_with("<table class='sortable'><thead>"));
+    }
+
+    #[test]
+    fn csv_quotes_cells_that_need_it() {
+        let mut table = Table::new(["name", "value"]);
+        table.push(vec!["a,b".into(), "1".into()]);
+        assert_eq!(table.csv(), "name,value\n\"a,b\",1\n");
     }
 }

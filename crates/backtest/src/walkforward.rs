@@ -1,23 +1,77 @@
 //! The walk-forward protocol: rolling origins over a series, every window forecast in batches
-//! from the bars before its origin only, scored against exactly the bars it forecasts, next
-//! to naive, seasonal-naive and drift baselines, and traded.
+//! (across series and windows) from the bars before its origin only, scored against exactly
+//! the bars it forecasts, next to naive, seasonal-naive and drift baselines, and traded by
+//! each [`Strategy`].
+//!
+//! A run is three steps per series: [`prepare`] checks the data and places the origins,
+//! [`forecast_windows`] forecasts every window of every prepared series in model calls of
+//! `batch_size` rows, and [`Prepared::finish`] scores and trades them.
 
 use std::time::Instant;
 
 use chronos2::ForwardPass;
-use chronos2_data::Series;
-use chronos2_forecast::{at_levels, predict, PredictOptions, Task};
+use chronos2_data::{Calendar, Series};
+use chronos2_forecast::{at_levels, predict, Covariate, CovariateValues, PredictOptions, Task};
 use serde::Serialize;
 
 use crate::metrics::{
     coverage, interval_coverage, mae, mape, mase, mean, msis, rmse, seasonal_scale, smape, sql, wape, wql,
 };
 use crate::significance::{diebold_mariano, DieboldMariano};
-use crate::trading::{buy_and_hold, simulate, Signal, SimConfig, SimResult, TradingMetrics};
+use crate::strategy::{self, Outlook, Strategy};
+use crate::trading::{buy_and_hold, simulate, Bars, FillAt, SimConfig, SimResult, TradingMetrics};
 use crate::BacktestError;
 
-/// Quantile levels scored and reported (the model's trained levels include them).
+/// Default quantile levels scored and reported (`--quantiles`; the model's trained levels
+/// include them).
 pub const LEVELS: [f32; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+/// What is forecast and traded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Open, high, low and close forecast jointly (one 4-variate group); close is scored and
+    /// traded, high and low feed the strategies that need them.
+    Ohlc,
+    /// One column forecast alone, scored and traded (e.g. `close`, `Adj Close`, `Price`).
+    Column(String),
+}
+
+impl Target {
+    /// `ohlc` (any case) or a column name.
+    pub fn from_name(name: &str) -> Self {
+        if name.eq_ignore_ascii_case("ohlc") {
+            Self::Ohlc
+        } else {
+            Self::Column(name.to_string())
+        }
+    }
+
+    /// The columns forecast, in task row order (the traded one last).
+    pub fn columns(&self) -> Vec<String> {
+        match self {
+            Self::Ohlc => ["open", "high", "low", "close"].map(String::from).to_vec(),
+            Self::Column(name) => vec![name.clone()],
+        }
+    }
+
+    /// The column scored and traded.
+    pub fn traded(&self) -> &str {
+        match self {
+            Self::Ohlc => "close",
+            Self::Column(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ohlc => write!(f, "ohlc"),
+            Self::Column(name) => write!(f, "{name}"),
+        }
+    }
+}
 
 /// How to trade the forecasts.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -28,9 +82,12 @@ pub struct StrategyOptions {
     pub threshold: f64,
     /// Lower and upper levels of the confidence strategy's interval.
     pub interval: (f32, f32),
-    /// Never short.
-    pub long_only: bool,
-    /// Sizing and costs.
+    /// Never short (`--no-short`, alias `--long-only`): short orders become flat.
+    pub no_short: bool,
+    /// Strategies to run, by name ([`strategy::NAMES`]); empty = every strategy the target
+    /// can run.
+    pub strategies: Vec<String>,
+    /// Sizing, costs and fills.
     pub sim: SimConfig,
 }
 
@@ -48,12 +105,22 @@ pub struct BacktestOptions {
     /// First origin (bar index); default: the last `windows` origins that still have a full
     /// horizon of actual bars.
     pub first_origin: Option<usize>,
-    /// Seasonal period for MASE, SQL, MSIS and the seasonal-naive baseline.
-    pub season: usize,
-    /// Forecast open, high, low and close jointly (one 4-variate group) instead of close alone.
-    pub joint_ohlc: bool,
+    /// Seasonal period for MASE, SQL, MSIS and the seasonal-naive baseline; `None` = by the
+    /// series' calendar ([`default_season`]).
+    pub season: Option<usize>,
+    /// What is forecast and traded.
+    pub target: Target,
+    /// Covariate columns given to the model with each window's context.
+    pub covariates: Vec<String>,
+    /// The covariates among them whose values over the horizon are known in advance (read
+    /// from the file's bars after the origin, as a schedule would give them).
+    pub future_covariates: Vec<String>,
+    /// Quantile levels scored and reported.
+    pub quantiles: Vec<f32>,
     /// Rows per model call.
     pub batch_size: usize,
+    /// Fail the run when a series is too short for the windows (default: skip it with a note).
+    pub strict: bool,
     /// Trading.
     pub strategy: StrategyOptions,
 }
@@ -65,14 +132,22 @@ pub struct Window {
     pub origin: usize,
     /// Timestamp of the origin bar.
     pub origin_time: i64,
-    /// Last close the forecast saw (bar `origin - 1`).
+    /// Timestamps of the first and last context bars.
+    pub context_times: (i64, i64),
+    /// Last value the forecast saw (bar `origin - 1`).
     pub last_close: f64,
-    /// Actual closes over the horizon.
+    /// Actual values over the horizon.
     pub actual: Vec<f64>,
     /// Median forecast.
     pub median: Vec<f64>,
-    /// Forecast at each of [`LEVELS`].
+    /// Forecast at each of the run's quantile levels.
     pub quantiles: Vec<Vec<f64>>,
+    /// Median forecast highs (joint OHLC only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high: Option<Vec<f64>>,
+    /// Median forecast lows (joint OHLC only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low: Option<Vec<f64>>,
     /// Baselines: naive, seasonal naive, drift.
     pub naive: Vec<f64>,
     /// Seasonal naive.
@@ -81,10 +156,6 @@ pub struct Window {
     pub drift: Vec<f64>,
     /// In-sample seasonal scale (MASE denominator).
     pub scale: f64,
-    /// Threshold strategy's decision.
-    pub threshold_signal: i8,
-    /// Confidence strategy's decision.
-    pub confidence_signal: i8,
 }
 
 /// Point-forecast metrics, averaged over windows.
@@ -106,14 +177,15 @@ pub struct PointMetrics {
     pub return_mae: f64,
     /// RMSE of the cumulative return from the last close.
     pub return_rmse: f64,
-    /// Share of windows whose predicted direction at the traded step was right.
+    /// Share of windows with a predicted move at the traded step whose direction was right
+    /// (NaN when no window predicts a move, as the naive forecast never does).
     pub direction_hit_rate: f64,
 }
 
 /// Probabilistic metrics of the model, averaged over windows.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct QuantileMetrics {
-    /// Weighted quantile loss over [`LEVELS`] (fev, 2 × pinball).
+    /// Weighted quantile loss over the run's levels (fev, 2 × pinball).
     pub wql: f64,
     /// Scaled quantile loss.
     pub sql: f64,
@@ -132,10 +204,23 @@ pub struct QuantileMetrics {
 pub struct StrategyResult {
     /// Name.
     pub name: String,
+    /// Its rule in one line.
+    pub rule: String,
     /// Metrics.
     pub metrics: TradingMetrics,
+    /// Why it made no trade, when it made none.
+    pub no_trades: Option<String>,
     /// The simulated path.
     pub path: SimResult,
+}
+
+/// A strategy that could not run on a series, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct SkippedStrategy {
+    /// Name.
+    pub name: String,
+    /// Why, with the fix.
+    pub reason: String,
 }
 
 /// Everything a walk-forward run produced for one series.
@@ -155,14 +240,28 @@ pub struct SeriesBacktest {
     pub skill_vs_naive: f64,
     /// Diebold-Mariano test of the absolute errors at the traded step, model vs naive.
     pub dm_vs_naive: DieboldMariano,
-    /// Strategies: threshold, confidence, buy and hold.
+    /// The requested strategies that ran, then buy and hold.
     pub strategies: Vec<StrategyResult>,
+    /// Requested strategies that cannot run on this target.
+    pub skipped: Vec<SkippedStrategy>,
     /// Bars per year (from the calendar).
     pub periods_per_year: f64,
-    /// Closes from `history_start` to the end of the last window (for charts).
+    /// The seasonal period used.
+    pub season: usize,
+    /// Traded values from `history_start` to the end of the last window (for charts).
     pub history: Vec<f64>,
+    /// Their timestamps.
+    pub times: Vec<i64>,
     /// Bar index of `history[0]`.
     pub history_start: usize,
+}
+
+impl SeriesBacktest {
+    /// The timestamp of bar `bar` (within the history span).
+    pub fn time_of(&self, bar: usize) -> Option<i64> {
+        bar.checked_sub(self.history_start)
+            .and_then(|k| self.times.get(k).copied())
+    }
 }
 
 /// Timing of a run.
@@ -182,6 +281,18 @@ pub fn periods_per_year(series: &Series) -> f64 {
     (if series.calendar.weekdays_only { 252.0 } else { 365.0 }) * per_day
 }
 
+/// The default seasonal period for a calendar: bars per day for intraday bars that divide a
+/// day (24 for hourly bars: the daily cycle), else 1 (daily and longer bars: prices show no
+/// reliable weekly cycle, and MASE against the naive forecast is the usual scale).
+pub fn default_season(calendar: &Calendar) -> usize {
+    const DAY: i64 = 86_400;
+    if calendar.step > 0 && calendar.step < DAY && DAY % calendar.step == 0 {
+        (DAY / calendar.step) as usize
+    } else {
+        1
+    }
+}
+
 impl BacktestOptions {
     /// Checks every setting that does not depend on the data or the model: horizon, windows,
     /// step, season, batch size and context at least 1, the traded step within the horizon,
@@ -197,7 +308,7 @@ impl BacktestOptions {
             ("--horizon", self.horizon),
             ("--windows", self.windows),
             ("--step", self.step),
-            ("--season", self.season),
+            ("--season", self.season.unwrap_or(1)),
             ("--batch-size", self.batch_size),
         ] {
             if value == 0 {
@@ -217,11 +328,40 @@ impl BacktestOptions {
                 strategy.threshold
             ));
         }
-        let in_levels = |l: f32| LEVELS.iter().any(|&x| (x - l).abs() < 1e-6);
+        if self.quantiles.is_empty() || self.quantiles.iter().any(|&l| !(l > 0.0 && l < 1.0)) {
+            return setup(format!(
+                "--quantiles must be levels strictly between 0 and 1, found {:?}",
+                self.quantiles
+            ));
+        }
+        let in_levels = |l: f32| self.quantiles.iter().any(|&x| (x - l).abs() < 1e-6);
         let (lo, hi) = strategy.interval;
         if !(in_levels(lo) && in_levels(hi) && lo < hi) {
             return setup(format!(
-                "the confidence interval ({lo}, {hi}) must be two increasing levels among {LEVELS:?}"
+                "the confidence interval ({lo}, {hi}) must be two increasing levels among --quantiles {:?}; add them to --quantiles or change --interval",
+                self.quantiles
+            ));
+        }
+        if let Some(name) = strategy
+            .strategies
+            .iter()
+            .find(|n| !strategy::NAMES.contains(&n.as_str()))
+        {
+            return setup(format!(
+                "unknown strategy `{name}` in --strategies; expected some of {}",
+                strategy::NAMES.join(", ")
+            ));
+        }
+        if let Some(name) = self.future_covariates.iter().find(|f| !self.covariates.contains(f)) {
+            return setup(format!(
+                "--future-covariates `{name}` is not among --covariates {:?}; list it there too",
+                self.covariates
+            ));
+        }
+        if strategy.sim.fill_at == FillAt::NextOpen && self.target != Target::Ohlc {
+            return setup(format!(
+                "--fill-at next-open needs the bars' opens; pass `--target ohlc` (found --target {})",
+                self.target
             ));
         }
         strategy.sim.validate().map_err(BacktestError::Setup)
@@ -334,29 +474,25 @@ fn point_metrics(windows: &[Window], pick: impl Fn(&Window) -> &[f64], trade_ste
                 .iter()
                 .map(|w| rmse(&cumulative(w, &w.actual), &cumulative(w, pick(w)))),
         ),
-        direction_hit_rate: mean(windows.iter().map(|w| {
+        direction_hit_rate: mean(windows.iter().filter_map(|w| {
             let predicted = pick(w)[k] - w.last_close;
             let actual = w.actual[k] - w.last_close;
-            f64::from(u8::from(predicted.signum() == actual.signum() && predicted != 0.0))
+            (predicted != 0.0).then(|| f64::from(u8::from(predicted.signum() == actual.signum())))
         })),
     }
 }
 
 fn quantile_metrics(windows: &[Window], options: &BacktestOptions) -> QuantileMetrics {
-    let levels: Vec<f64> = LEVELS.iter().map(|&l| f64::from(l)).collect();
+    let levels: Vec<f64> = options.quantiles.iter().map(|&l| f64::from(l)).collect();
     let (lo, hi) = options.strategy.interval;
-    let index = |level: f32| {
-        LEVELS
-            .iter()
-            .position(|&l| (l - level).abs() < 1e-6)
-            .expect("interval levels are in LEVELS")
-    };
+    let index = |level: f32| level_index(&options.quantiles, level).expect("validated: interval levels are quantiles");
     let (li, hi_i) = (index(lo), index(hi));
     let alpha = 1.0 - f64::from(hi - lo);
     QuantileMetrics {
         wql: mean(windows.iter().map(|w| wql(&w.actual, &w.quantiles, &levels))),
         sql: mean(windows.iter().map(|w| sql(&w.actual, &w.quantiles, &levels, w.scale))),
-        coverage: LEVELS
+        coverage: options
+            .quantiles
             .iter()
             .enumerate()
             .map(|(i, &l)| (l, mean(windows.iter().map(|w| coverage(&w.actual, &w.quantiles[i])))))
@@ -375,8 +511,396 @@ fn quantile_metrics(windows: &[Window], options: &BacktestOptions) -> QuantileMe
     }
 }
 
-/// Runs the walk-forward backtest of `series` (which must have a `close` column, and
-/// `open`, `high`, `low` for joint OHLC). `progress` is called with (windows done, total).
+/// The index of `level` among `levels`.
+pub fn level_index(levels: &[f32], level: f32) -> Option<usize> {
+    levels.iter().position(|&l| (l - level).abs() < 1e-6)
+}
+
+/// A series checked and placed for a walk-forward run, collecting its windows.
+pub struct Prepared<'a> {
+    series: &'a Series,
+    label: String,
+    origins: Vec<usize>,
+    /// Rows forecast (the traded one last).
+    targets: Vec<&'a [f64]>,
+    /// Covariates: name, values, known in the future.
+    covariates: Vec<(String, &'a [f64], bool)>,
+    season: usize,
+    windows: Vec<Window>,
+}
+
+/// Why a series cannot be backtested: too short for the windows (skipped unless `--strict`)
+/// or anything else (always an error).
+#[derive(Debug)]
+pub enum PrepareError {
+    /// Too few bars for the requested windows; the message names the series and the bars.
+    TooShort(String),
+    /// Anything else.
+    Other(BacktestError),
+}
+
+impl From<BacktestError> for PrepareError {
+    fn from(error: BacktestError) -> Self {
+        Self::Other(error)
+    }
+}
+
+impl From<PrepareError> for BacktestError {
+    fn from(error: PrepareError) -> Self {
+        match error {
+            PrepareError::TooShort(message) => BacktestError::Setup(message),
+            PrepareError::Other(error) => error,
+        }
+    }
+}
+
+/// Checks `series` against the setup and places its origins.
+///
+/// # Errors
+/// [`PrepareError::TooShort`] when the series cannot hold the windows; otherwise a missing
+/// column, a missing or non-positive traded value, or a value beyond the model's range.
+pub fn prepare<'a>(series: &'a Series, label: &str, options: &BacktestOptions) -> Result<Prepared<'a>, PrepareError> {
+    let column = |name: &str| {
+        series.column(name).ok_or_else(|| {
+            BacktestError::Setup(match options.target {
+                Target::Ohlc => format!(
+                    "{label}: --target ohlc needs a `{name}` column; pass `--target close` (or another column) to forecast one column alone"
+                ),
+                Target::Column(_) => format!("{label}: no `{name}` column"),
+            })
+        })
+    };
+    let targets: Vec<&[f64]> = options
+        .target
+        .columns()
+        .iter()
+        .map(|c| column(c))
+        .collect::<Result<_, _>>()?;
+    let covariates = options
+        .covariates
+        .iter()
+        .map(|c| Ok((c.clone(), column(c)?, options.future_covariates.contains(c))))
+        .collect::<Result<Vec<_>, BacktestError>>()?;
+    let closes = *targets.last().expect("a target has a column");
+    let traded = options.target.traded();
+    let origins = origins(closes.len(), options).map_err(|e| match e {
+        BacktestError::Setup(message) => PrepareError::TooShort(format!("{label}: {message}")),
+        other => PrepareError::Other(other),
+    })?;
+    // Scoring and trading need every traded value from the bar before the first origin to
+    // the end of the last window; contexts may have gaps (the model handles NaN).
+    let scored = origins[0] - 1..(origins[origins.len() - 1] + options.horizon).min(closes.len());
+    let at =
+        |bar: usize| chronos2_data::format_timestamp(series.timestamps[bar], chronos2_data::TimestampStyle::DateTime);
+    let setup = |message: String| Err(PrepareError::Other(BacktestError::Setup(message)));
+    // The traded column, and with joint OHLC the open, high and low that fills use.
+    for (name, values) in options.target.columns().iter().zip(&targets) {
+        let name = if options.target == Target::Ohlc {
+            name.as_str()
+        } else {
+            traded
+        };
+        if let Some(bar) = scored.clone().find(|&i| !values[i].is_finite()) {
+            return setup(format!(
+                "{label}: the {name} at bar {bar} ({}) is missing; scoring and trading need every {name} from the first origin on: carry the last value forward (`--fill forward`), drop the row (`--drop-missing`) or start after it (`--first-origin <bar>`)",
+                at(bar)
+            ));
+        }
+        if let Some(bar) = scored.clone().find(|&i| values[i] <= 0.0) {
+            return setup(format!(
+                "{label}: the {name} at bar {bar} ({}) is {}; returns and trading need positive prices: fix the data or start after it (--first-origin)",
+                at(bar),
+                values[bar]
+            ));
+        }
+    }
+    // The model reads f32: a value beyond its range would silently become infinite.
+    let context_start = origins[0].saturating_sub(options.context);
+    let horizon_end = (origins[origins.len() - 1] + options.horizon).min(closes.len());
+    for values in targets.iter().chain(covariates.iter().map(|c| &c.1)) {
+        if let Some(bar) =
+            (context_start..horizon_end).find(|&i| values[i].is_infinite() || (values[i] as f32).is_infinite())
+        {
+            return setup(format!(
+                "{label}: the value at bar {bar} ({}) is {}, outside the model's range (|x| < 3.4e38); fix the data or start after it (--first-origin)",
+                at(bar),
+                values[bar]
+            ));
+        }
+    }
+    Ok(Prepared {
+        series,
+        label: label.to_string(),
+        windows: Vec::with_capacity(origins.len()),
+        origins,
+        targets,
+        covariates,
+        season: options.season.unwrap_or_else(|| default_season(&series.calendar)),
+    })
+}
+
+impl Prepared<'_> {
+    /// Model rows per window (targets and covariates).
+    fn rows(&self) -> usize {
+        self.targets.len() + self.covariates.len()
+    }
+
+    /// The task of the window at `origin`: the context `[origin - C, origin)` of every target
+    /// and covariate, and the known-future covariates over `[origin, origin + H)`.
+    fn task(&self, origin: usize, options: &BacktestOptions) -> Task {
+        let from = origin.saturating_sub(options.context);
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let mut task = Task::multivariate(self.targets.iter().map(|c| f32s(&c[from..origin])).collect());
+        for (name, values, future) in &self.covariates {
+            task = task.with_covariate(Covariate {
+                name: name.clone(),
+                past: CovariateValues::Numeric(f32s(&values[from..origin])),
+                future: future.then(|| CovariateValues::Numeric(f32s(&values[origin..origin + options.horizon]))),
+            });
+        }
+        task
+    }
+
+    /// Records the forecast of the window at `origin`.
+    fn accept(&mut self, origin: usize, read: &chronos2_forecast::LevelForecast, options: &BacktestOptions) {
+        let target_row = self.targets.len() - 1;
+        let closes = self.targets[target_row];
+        let from = origin.saturating_sub(options.context);
+        let context = &closes[from..origin];
+        let to_f64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        let [naive, seasonal_naive, drift] = baselines(context, options.horizon, self.season);
+        let joint = options.target == Target::Ohlc;
+        self.windows.push(Window {
+            origin,
+            origin_time: self.series.timestamps[origin],
+            context_times: (self.series.timestamps[from], self.series.timestamps[origin - 1]),
+            last_close: closes[origin - 1],
+            scale: seasonal_scale(context, self.season),
+            actual: closes[origin..origin + options.horizon].to_vec(),
+            median: to_f64(read.median(target_row)),
+            quantiles: (0..options.quantiles.len())
+                .map(|l| to_f64(&read.series(target_row, l)))
+                .collect(),
+            high: joint.then(|| to_f64(read.median(1))),
+            low: joint.then(|| to_f64(read.median(2))),
+            naive,
+            seasonal_naive,
+            drift,
+        });
+    }
+
+    /// Scores and trades the forecast windows.
+    pub fn finish(self, options: &BacktestOptions) -> SeriesBacktest {
+        let strategy_options = &options.strategy;
+        let windows = self.windows;
+        let k = strategy_options.trade_step - 1;
+        let model_metrics = point_metrics(&windows, |w| &w.median, strategy_options.trade_step);
+        let baselines = vec![
+            (
+                "naive".to_string(),
+                point_metrics(&windows, |w| &w.naive, strategy_options.trade_step),
+            ),
+            (
+                "seasonal_naive".to_string(),
+                point_metrics(&windows, |w| &w.seasonal_naive, strategy_options.trade_step),
+            ),
+            (
+                "drift".to_string(),
+                point_metrics(&windows, |w| &w.drift, strategy_options.trade_step),
+            ),
+        ];
+        let model_errors: Vec<f64> = windows.iter().map(|w| (w.actual[k] - w.median[k]).abs()).collect();
+        let naive_errors: Vec<f64> = windows.iter().map(|w| (w.actual[k] - w.naive[k]).abs()).collect();
+        let series = self.series;
+        let closes = self.targets[self.targets.len() - 1];
+        let bars = if options.target == Target::Ohlc {
+            Bars {
+                open: Some(self.targets[0]),
+                high: Some(self.targets[1]),
+                low: Some(self.targets[2]),
+                close: closes,
+            }
+        } else {
+            Bars::closes(closes)
+        };
+        let (strategies, skipped) = trade(&windows, &bars, options, periods_per_year(series));
+        let span_start = windows[0].origin;
+        let history_start = span_start.saturating_sub(3 * options.horizon);
+        let history_end = (windows[windows.len() - 1].origin + options.horizon).min(closes.len());
+        SeriesBacktest {
+            history: closes[history_start..history_end].to_vec(),
+            times: series.timestamps[history_start..history_end].to_vec(),
+            history_start,
+            label: self.label,
+            skill_vs_naive: 1.0 - ratio_or_nan(model_metrics.mae, baselines[0].1.mae),
+            dm_vs_naive: diebold_mariano(&model_errors, &naive_errors, strategy_options.trade_step),
+            quantile: quantile_metrics(&windows, options),
+            model: model_metrics,
+            baselines,
+            strategies,
+            skipped,
+            periods_per_year: periods_per_year(series),
+            season: self.season,
+            windows,
+        }
+    }
+}
+
+/// The outlook of a window at the traded step: the median close, the highest high and
+/// lowest low over the held steps, the confidence interval.
+fn outlook(w: &Window, options: &BacktestOptions) -> Outlook {
+    let k = options.strategy.trade_step - 1;
+    let (lo, hi) = options.strategy.interval;
+    let at = |level: f32| w.quantiles[level_index(&options.quantiles, level).expect("validated")][k];
+    Outlook {
+        origin: w.origin,
+        last_close: w.last_close,
+        close: w.median[k],
+        high: w
+            .high
+            .as_ref()
+            .map(|h| h[..=k].iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+        low: w
+            .low
+            .as_ref()
+            .map(|l| l[..=k].iter().copied().fold(f64::INFINITY, f64::min)),
+        interval: (at(lo), at(hi)),
+    }
+}
+
+/// Why `strategy` made no trade.
+fn no_trade_reason(
+    strategy: &dyn Strategy,
+    orders: &[crate::trading::Order],
+    raw_shorts: usize,
+    result: &SimResult,
+) -> String {
+    let wanted = orders.iter().filter(|o| o.direction != 0).count();
+    if raw_shorts > 0 && wanted == 0 {
+        format!("all {raw_shorts} of its signals were short and --no-short is on")
+    } else if wanted > 0 && result.unfilled == wanted {
+        format!("its entry price was never reached ({wanted} limit orders unfilled)")
+    } else {
+        format!("no window met its rule ({})", strategy.rule())
+    }
+}
+
+/// Runs every requested strategy (and buy and hold) over the windows.
+fn trade(
+    windows: &[Window],
+    bars: &Bars<'_>,
+    options: &BacktestOptions,
+    ppy: f64,
+) -> (Vec<StrategyResult>, Vec<SkippedStrategy>) {
+    let s = &options.strategy;
+    let span_start = windows[0].origin;
+    let span_end = windows[windows.len() - 1].origin + s.trade_step;
+    let sim = SimConfig {
+        hold: s.trade_step,
+        ..s.sim
+    };
+    let outlooks: Vec<Outlook> = windows.iter().map(|w| outlook(w, options)).collect();
+    let explicit = !s.strategies.is_empty();
+    let names: Vec<&str> = if explicit {
+        s.strategies.iter().map(String::as_str).collect()
+    } else {
+        strategy::NAMES.to_vec()
+    };
+    let (mut results, mut skipped) = (Vec::new(), Vec::new());
+    for name in names {
+        let strategy = strategy::by_name(name, s.threshold).expect("validated strategy names");
+        if strategy.needs_high_low() && bars.high.is_none() {
+            if explicit {
+                skipped.push(SkippedStrategy {
+                    name: name.to_string(),
+                    reason: format!(
+                        "needs high and low forecasts, which only a joint OHLC forecast gives; pass `--target ohlc` (found --target {})",
+                        options.target
+                    ),
+                });
+            }
+            continue;
+        }
+        let raw = strategy::orders(strategy.as_ref(), &outlooks, bars, &sim);
+        let raw_shorts = raw.iter().filter(|o| o.direction < 0).count();
+        let orders: Vec<_> = if s.no_short {
+            raw.into_iter().map(strategy::no_short).collect()
+        } else {
+            raw
+        };
+        let path = simulate(bars, &orders, span_start, span_end, &sim);
+        let no_trades = path.trades.is_empty().then(|| {
+            no_trade_reason(
+                strategy.as_ref(),
+                &orders,
+                if s.no_short { raw_shorts } else { 0 },
+                &path,
+            )
+        });
+        results.push(StrategyResult {
+            name: name.to_string(),
+            rule: strategy.rule(),
+            metrics: TradingMetrics::of(&path, sim.initial_equity, ppy),
+            no_trades,
+            path,
+        });
+    }
+    let hold_path = buy_and_hold(bars, span_start, span_end, &sim);
+    results.push(StrategyResult {
+        name: "buy_and_hold".into(),
+        rule: "long from the first origin to the last traded bar".into(),
+        metrics: TradingMetrics::of(&hold_path, sim.initial_equity, ppy),
+        no_trades: None,
+        path: hold_path,
+    });
+    (results, skipped)
+}
+
+/// Forecasts every window of every prepared series, in model calls of at most `batch_size`
+/// rows (windows of different series share calls). `progress` gets (windows done, total)
+/// after each call.
+///
+/// # Errors
+/// [`BacktestError::Forecast`] when the model fails.
+pub fn forecast_windows(
+    model: &dyn ForwardPass,
+    prepared: &mut [Prepared<'_>],
+    options: &BacktestOptions,
+    progress: &mut dyn FnMut(usize, usize),
+    timing: &mut Timing,
+) -> Result<(), BacktestError> {
+    let config = model.config();
+    let median_index = config
+        .median_index()
+        .ok_or_else(|| BacktestError::Setup("the model has no 0.5 quantile".into()))?;
+    let jobs: Vec<(usize, usize)> = prepared
+        .iter()
+        .enumerate()
+        .flat_map(|(s, p)| p.origins.iter().map(move |&o| (s, o)))
+        .collect();
+    let rows = prepared.iter().map(Prepared::rows).max().unwrap_or(1);
+    let per_call = (options.batch_size / rows).max(1);
+    let mut predict_options = PredictOptions::new(options.horizon);
+    predict_options.batch_size = options.batch_size;
+    let mut done = 0;
+    for chunk in jobs.chunks(per_call) {
+        let tasks: Vec<Task> = chunk.iter().map(|&(s, o)| prepared[s].task(o, options)).collect();
+        let started = Instant::now();
+        let prediction = predict(model, &tasks, &predict_options)?;
+        timing.model_seconds += started.elapsed().as_secs_f64();
+        timing.model_calls += prediction.model_calls;
+        for (&(s, o), forecast) in chunk.iter().zip(&prediction.forecasts) {
+            let read = at_levels(forecast, &config.quantiles, &options.quantiles, median_index);
+            prepared[s].accept(o, &read, options);
+        }
+        done += chunk.len();
+        progress(done, jobs.len());
+    }
+    Ok(())
+}
+
+/// Runs the walk-forward backtest of one series (which must have the target's columns).
+/// `progress` is called with (windows done, total).
 ///
 /// # Errors
 /// [`BacktestError`] for an impossible setup or a model failure.
@@ -388,204 +912,11 @@ pub fn backtest_series(
     progress: &mut dyn FnMut(usize, usize),
     timing: &mut Timing,
 ) -> Result<SeriesBacktest, BacktestError> {
-    let closes = series
-        .column("close")
-        .ok_or_else(|| BacktestError::Setup(format!("{label}: no `close` column")))?;
-    let columns: Vec<&[f64]> = if options.joint_ohlc {
-        ["open", "high", "low", "close"]
-            .iter()
-            .map(|c| series.column(c).ok_or_else(|| missing_column(label, c)))
-            .collect::<Result<_, _>>()?
-    } else {
-        vec![closes]
-    };
     options.validate()?;
-    let strategy = &options.strategy;
-    let origins = origins(closes.len(), options)?;
-    // Scoring and trading need every close from the bar before the first origin to the end of
-    // the last window; contexts may have gaps (the model handles NaN).
-    let scored = origins[0] - 1..(origins[origins.len() - 1] + options.horizon).min(closes.len());
-    let at =
-        |bar: usize| chronos2_data::format_timestamp(series.timestamps[bar], chronos2_data::TimestampStyle::DateTime);
-    if let Some(bar) = scored.clone().find(|&i| !closes[i].is_finite()) {
-        return Err(BacktestError::Setup(format!(
-            "{label}: the close at bar {bar} ({}) is missing; scoring and trading need every close from the first origin on: fill gaps (--fill forward) or start after it (--first-origin)",
-            at(bar)
-        )));
-    }
-    if let Some(bar) = scored.clone().find(|&i| closes[i] <= 0.0) {
-        return Err(BacktestError::Setup(format!(
-            "{label}: the close at bar {bar} ({}) is {}; returns and trading need positive prices: fix the data or start after it (--first-origin)",
-            at(bar),
-            closes[bar]
-        )));
-    }
-    // The model reads f32: a value beyond its range would silently become infinite.
-    let context_start = origins[0].saturating_sub(options.context);
-    for column in &columns {
-        if let Some(bar) =
-            (context_start..scored.end).find(|&i| column[i].is_infinite() || (column[i] as f32).is_infinite())
-        {
-            return Err(BacktestError::Setup(format!(
-                "{label}: the value at bar {bar} ({}) is {}, outside the model's range (|x| < 3.4e38); fix the data or start after it (--first-origin)",
-                at(bar),
-                column[bar]
-            )));
-        }
-    }
-    let config = model.config();
-    let median_index = config
-        .median_index()
-        .ok_or_else(|| BacktestError::Setup("the model has no 0.5 quantile".into()))?;
-    let target_row = columns.len() - 1; // close is the last row
-
-    // Forecast in chunks of tasks (progress between chunks); each task sees only [o - C, o).
-    let chunk = (options.batch_size / columns.len()).max(1) * 4;
-    let mut windows = Vec::with_capacity(origins.len());
-    for (done, batch) in origins.chunks(chunk).enumerate() {
-        let tasks: Vec<Task> = batch
-            .iter()
-            .map(|&o| {
-                let from = o.saturating_sub(options.context);
-                let rows = columns
-                    .iter()
-                    .map(|c| c[from..o].iter().map(|&v| v as f32).collect())
-                    .collect();
-                Task::multivariate(rows)
-            })
-            .collect();
-        let mut predict_options = PredictOptions::new(options.horizon);
-        predict_options.batch_size = options.batch_size;
-        let started = Instant::now();
-        let prediction = predict(model, &tasks, &predict_options)?;
-        timing.model_seconds += started.elapsed().as_secs_f64();
-        timing.model_calls += prediction.model_calls;
-        for (&o, forecast) in batch.iter().zip(&prediction.forecasts) {
-            let read = at_levels(forecast, &config.quantiles, &LEVELS, median_index);
-            let from = o.saturating_sub(options.context);
-            let context = &closes[from..o];
-            let actual = closes[o..o + options.horizon].to_vec();
-            let median: Vec<f64> = read.median(target_row).iter().map(|&v| f64::from(v)).collect();
-            let quantiles: Vec<Vec<f64>> = (0..LEVELS.len())
-                .map(|l| read.series(target_row, l).into_iter().map(f64::from).collect())
-                .collect();
-            let [naive, seasonal_naive, drift] = baselines(context, options.horizon, options.season);
-            let last_close = closes[o - 1];
-            let k = strategy.trade_step - 1;
-            let level = |l: f32| &quantiles[LEVELS.iter().position(|&x| (x - l).abs() < 1e-6).expect("level")];
-            let predicted = median[k] / last_close - 1.0;
-            let mut threshold_signal: i8 = if predicted > strategy.threshold {
-                1
-            } else if predicted < -strategy.threshold {
-                -1
-            } else {
-                0
-            };
-            let (lo, hi) = (
-                level(strategy.interval.0)[k] / last_close - 1.0,
-                level(strategy.interval.1)[k] / last_close - 1.0,
-            );
-            let mut confidence_signal: i8 = if lo > 0.0 {
-                1
-            } else if hi < 0.0 {
-                -1
-            } else {
-                0
-            };
-            if strategy.long_only {
-                threshold_signal = threshold_signal.max(0);
-                confidence_signal = confidence_signal.max(0);
-            }
-            windows.push(Window {
-                origin: o,
-                origin_time: series.timestamps[o],
-                last_close,
-                scale: seasonal_scale(context, options.season),
-                actual,
-                median,
-                quantiles,
-                naive,
-                seasonal_naive,
-                drift,
-                threshold_signal,
-                confidence_signal,
-            });
-        }
-        progress((done * chunk + batch.len()).min(origins.len()), origins.len());
-    }
-
-    let model_metrics = point_metrics(&windows, |w| &w.median, strategy.trade_step);
-    let baselines = vec![
-        (
-            "naive".to_string(),
-            point_metrics(&windows, |w| &w.naive, strategy.trade_step),
-        ),
-        (
-            "seasonal_naive".to_string(),
-            point_metrics(&windows, |w| &w.seasonal_naive, strategy.trade_step),
-        ),
-        (
-            "drift".to_string(),
-            point_metrics(&windows, |w| &w.drift, strategy.trade_step),
-        ),
-    ];
-    let k = strategy.trade_step - 1;
-    let model_errors: Vec<f64> = windows.iter().map(|w| (w.actual[k] - w.median[k]).abs()).collect();
-    let naive_errors: Vec<f64> = windows.iter().map(|w| (w.actual[k] - w.naive[k]).abs()).collect();
-    let ppy = periods_per_year(series);
-    let span_start = origins[0];
-    let span_end = origins[origins.len() - 1] + strategy.trade_step;
-    let sim = SimConfig {
-        hold: strategy.trade_step,
-        ..strategy.sim
-    };
-    let run = |name: &str, pick: fn(&Window) -> i8| {
-        let signals: Vec<Signal> = windows
-            .iter()
-            .map(|w| Signal {
-                origin: w.origin,
-                direction: pick(w),
-            })
-            .collect();
-        let path = simulate(closes, &signals, span_start, span_end, &sim);
-        StrategyResult {
-            name: name.to_string(),
-            metrics: TradingMetrics::of(&path, sim.initial_equity, ppy),
-            path,
-        }
-    };
-    let hold_path = buy_and_hold(closes, span_start, span_end, &sim);
-    let strategies = vec![
-        run("threshold", |w| w.threshold_signal),
-        run("confidence", |w| w.confidence_signal),
-        StrategyResult {
-            name: "buy_and_hold".into(),
-            metrics: TradingMetrics::of(&hold_path, sim.initial_equity, ppy),
-            path: hold_path,
-        },
-    ];
-    let history_start = span_start.saturating_sub(3 * options.horizon);
-    let history_end = (origins[origins.len() - 1] + options.horizon).min(closes.len());
-    Ok(SeriesBacktest {
-        history: closes[history_start..history_end].to_vec(),
-        history_start,
-        label: label.to_string(),
-        skill_vs_naive: 1.0 - ratio_or_nan(model_metrics.mae, baselines[0].1.mae),
-        dm_vs_naive: diebold_mariano(&model_errors, &naive_errors, strategy.trade_step),
-        quantile: quantile_metrics(&windows, options),
-        model: model_metrics,
-        baselines,
-        strategies,
-        periods_per_year: ppy,
-        windows,
-    })
-}
-
-/// The error for a column joint OHLC needs but the data lacks.
-fn missing_column(label: &str, column: &str) -> BacktestError {
-    BacktestError::Setup(format!(
-        "{label}: joint OHLC needs a `{column}` column; pass `--target close` to forecast closes alone"
-    ))
+    let mut prepared = [prepare(series, label, options)?];
+    forecast_windows(model, &mut prepared, options, progress, timing)?;
+    let [prepared] = prepared;
+    Ok(prepared.finish(options))
 }
 
 #[cfg(test)]
@@ -607,5 +938,24 @@ mod tests {
         assert_eq!(naive, [4.0, 4.0]);
         // slope 2 per bar; the next bars are 2 and 3 bars after index 2.
         assert_eq!(drift, [8.0, 10.0]);
+    }
+
+    /// Issue 15: the season follows the calendar: bars per day for intraday bars, else 1.
+    #[test]
+    fn default_season_by_calendar() {
+        let calendar = |step: i64, weekdays_only: bool| Calendar { step, weekdays_only };
+        assert_eq!(default_season(&calendar(3_600, false)), 24);
+        assert_eq!(default_season(&calendar(900, true)), 96);
+        assert_eq!(default_season(&calendar(86_400, false)), 1);
+        assert_eq!(default_season(&calendar(86_400, true)), 1);
+        assert_eq!(default_season(&calendar(7 * 86_400, false)), 1);
+        assert_eq!(default_season(&calendar(7_000, false)), 1, "does not divide a day");
+    }
+
+    #[test]
+    fn targets_by_name() {
+        assert_eq!(Target::from_name("OHLC"), Target::Ohlc);
+        assert_eq!(Target::from_name("Adj Close").columns(), ["Adj Close"]);
+        assert_eq!(Target::Ohlc.traded(), "close");
     }
 }

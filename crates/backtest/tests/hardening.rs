@@ -5,7 +5,9 @@
 
 mod common;
 
-use chronos2_backtest::report::{check_output_dir, html, write_outputs, OUTPUT_FILES};
+use chronos2_backtest::portfolio::{portfolio, weights_for};
+use chronos2_backtest::report::{check_output_dir, write_outputs, OUTPUT_FILES};
+use chronos2_backtest::tearsheet::html;
 use chronos2_backtest::walkforward::origins;
 use chronos2_backtest::{backtest_series, run_backtest, BacktestOptions, BacktestRun, Timing};
 use chronos2_data::{DataSource, LoadOptions};
@@ -22,11 +24,15 @@ fn backtest(closes: Vec<f64>, label: &str, options: &BacktestOptions) -> Result<
     let mut timing = Timing::default();
     let series = backtest_series(&model(), &series(closes), label, options, &mut |_, _| {}, &mut timing)
         .map_err(|e| e.to_string())?;
+    let weights = weights_for(&[label], None).unwrap();
+    let series = vec![series];
     Ok(BacktestRun {
         data: format!("{HOSTILE}.csv"),
         model: HOSTILE.into(),
         options: options.clone(),
-        series: vec![series],
+        portfolio: portfolio(&series, weights, options.strategy.sim.initial_equity),
+        series,
+        skipped: Vec::new(),
         timing,
         data_notes: Vec::new(),
     })
@@ -49,7 +55,7 @@ fn csv_outputs_quote_ids_with_commas_quotes_and_newlines() {
     let run = backtest(prices(80), HOSTILE, &options()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_outputs(&run, dir.path(), "").unwrap();
-    for (file, columns) in [("forecasts.csv", 18), ("trades.csv", 8)] {
+    for (file, columns) in [("forecasts.csv", 21), ("trades.csv", 12), ("summary.csv", 11)] {
         let mut reader = csv::Reader::from_path(dir.path().join(file)).unwrap();
         assert_eq!(reader.headers().unwrap().len(), columns, "{file}");
         let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -124,7 +130,7 @@ fn zero_settings_are_refused_not_reinterpreted() {
             "--step",
             (|o: &mut BacktestOptions| o.step = 0) as fn(&mut BacktestOptions),
         ),
-        ("--season", |o| o.season = 0),
+        ("--season", |o| o.season = Some(0)),
         ("--context", |o| o.context = 0),
         ("--batch-size", |o| o.batch_size = 0),
     ] {
@@ -203,7 +209,7 @@ fn leverage_cannot_take_equity_below_zero() {
         assert!(s.path.equity.iter().all(|&e| e >= 0.0), "{} went negative", s.name);
     }
     let text = chronos2_backtest::report::summary(&run);
-    assert!(text.contains("buy_and_hold: equity reached 0 at bar"), "{text}");
+    assert!(text.contains("buy_and_hold: equity reached 0 at 2024-01-"), "{text}");
 }
 
 #[test]
@@ -222,12 +228,13 @@ fn a_context_beyond_the_model_is_bounded_and_reported_as_used() {
     let run = run_backtest(
         &model,
         "tiny",
-        DataSource::Bundled {
+        &[DataSource::Bundled {
             name: "x.csv",
             bytes: csv.as_bytes(),
-        },
+        }],
         &LoadOptions::columns(&["close"]),
         &o,
+        None,
         &mut |_, _| {},
     )
     .unwrap();

@@ -61,16 +61,12 @@ fn windows_are_scored_against_exactly_the_bars_they_forecast() {
 #[test]
 fn long_only_never_shorts() {
     let mut o = options();
-    o.strategy.long_only = true;
+    o.strategy.no_short = true;
     o.strategy.threshold = 0.0;
     let result = run(prices(150), &o);
     for s in &result.strategies {
         assert!(s.path.trades.iter().all(|t| t.direction == 1), "{} shorted", s.name);
     }
-    assert!(result
-        .windows
-        .iter()
-        .all(|w| w.threshold_signal >= 0 && w.confidence_signal >= 0));
 }
 
 #[test]
@@ -154,4 +150,39 @@ fn a_dated_first_origin_is_the_first_bar_at_or_after_the_date() {
         Err(DatedOriginError::AfterLastBar)
     );
     assert_eq!(first_bar_at_or_after(&bars, "soon"), Err(DatedOriginError::Unreadable));
+}
+
+/// Issue 15: the windows of a universe share model calls, and progress is reported after
+/// each call.
+#[test]
+fn windows_of_several_series_share_model_calls() {
+    use chronos2_backtest::run_backtest;
+    use chronos2_data::{DataSource, LoadOptions};
+    // Three symbols of 80 daily bars in one long file.
+    let mut csv = String::from("date,symbol,close\n");
+    for symbol in ["A", "B", "C"] {
+        for (i, c) in prices(80).iter().enumerate() {
+            csv.push_str(&format!("2024-{:02}-{:02},{symbol},{c}\n", 1 + i / 28, 1 + i % 28));
+        }
+    }
+    let mut o = options_sized(32, 3, 3);
+    o.batch_size = 8; // one row per window: 8 windows per call
+    let mut calls = Vec::new();
+    let run = run_backtest(
+        &model(),
+        "tiny",
+        &[DataSource::Bundled {
+            name: "u.csv",
+            bytes: csv.as_bytes(),
+        }],
+        &LoadOptions::columns(&["close"]),
+        &o,
+        None,
+        &mut |done, total| calls.push((done, total)),
+    )
+    .unwrap();
+    assert_eq!(run.series.len(), 3);
+    // 9 windows in calls of 8: two calls, not one or more per symbol.
+    assert_eq!(run.timing.model_calls, 2);
+    assert_eq!(calls, [(8, 9), (9, 9)]);
 }

@@ -10,6 +10,7 @@ use chronos2_backtest::BacktestRun;
 use chronos2_engine::Engine;
 use serde::Serialize;
 
+use crate::process::ProcessTimes;
 use crate::verdict::{decide_between, relative_difference_pct, Measurements, Thresholds, Verdict};
 use crate::{MachineInfo, Summary};
 
@@ -156,6 +157,10 @@ pub struct SetupResult {
     pub return_difference_pp: Vec<(String, f64)>,
     /// The decision for this setup.
     pub verdict: Verdict,
+    /// The setup as a one-shot process (start, load, prepare, run, exit) in each mode, if
+    /// measured: `[baseline, candidate]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whole_process: Option<[ProcessTimes; 2]>,
 }
 
 /// The whole comparison.
@@ -335,6 +340,7 @@ pub fn compare<'l, E: fmt::Display>(
             verdict: decide_between(&measurements, thresholds, labels),
             eager: eager_run,
             compiled: compiled_run,
+            whole_process: None,
         });
     }
     Ok((results, first_compiled_run))
@@ -392,6 +398,19 @@ impl CompareReport {
                 "| latency per model call, median (ms) | {:.2} | {:.2} |",
                 e.per_call.median, c.per_call.median
             );
+            if let Some([b, c]) = &setup.whole_process {
+                let cell = |p: &ProcessTimes| match p.cold_ms {
+                    Some(cold) => format!("{:.0} (cold cache {cold:.0})", p.warm.median),
+                    None => format!("{:.0}", p.warm.median),
+                };
+                let _ = writeln!(
+                    s,
+                    "| whole process, one-shot run, median of {} (ms) | {} | {} |",
+                    b.warm.count,
+                    cell(b),
+                    cell(c)
+                );
+            }
             let _ = writeln!(
                 s,
                 "| latency spread min..max (ms) | {:.2}..{:.2} | {:.2}..{:.2} |",
@@ -567,6 +586,18 @@ mod tests {
             max_forecast_difference_relative: 0.0,
             return_difference_pp: vec![("threshold".into(), 0.0)],
             verdict: crate::verdict::decide(&measurements, &thresholds),
+            whole_process: Some([
+                ProcessTimes {
+                    cold_ms: None,
+                    warm_ms: vec![210.0],
+                    warm: Summary::of(&[210.0]),
+                },
+                ProcessTimes {
+                    cold_ms: Some(370.0),
+                    warm_ms: vec![180.0],
+                    warm: Summary::of(&[180.0]),
+                },
+            ]),
         };
         let machine = MachineInfo {
             cpu: "test cpu".into(),
@@ -592,7 +623,8 @@ mod tests {
         assert!(text.starts_with("## Eager vs compiled: enable compiled\n"), "{text}");
         assert!(text.contains("### 10 windows x context 100 x horizon 7"), "{text}");
         assert!(
-            text.contains("| latency per model call, median (ms) | 4.00 | 2.00 |"),
+            text.contains("| latency per model call, median (ms) | 4.00 | 2.00 |")
+                && text.contains("| whole process, one-shot run, median of 1 (ms) | 210 | 180 (cold cache 370) |"),
             "{text}"
         );
         for row in [

@@ -19,6 +19,7 @@
 
 pub mod compare;
 mod machine;
+pub mod process;
 mod runner;
 mod stats;
 pub mod verdict;

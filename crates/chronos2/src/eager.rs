@@ -3,12 +3,13 @@
 //! other executor is tested against.
 
 use chronos2_kernels::bf16::round_bf16;
+use chronos2_kernels::int8;
 use chronos2_kernels::ops::{add_bias, relu, rms_norm, softmax, RopeTable};
 use chronos2_kernels::pool::Pool;
 use chronos2_kernels::{matmul, MatMut, MatRef};
 
 use crate::config::Config;
-use crate::executor::{Executor, GroupLayout, Layer, Norm, Precision, ResidualPart};
+use crate::executor::{GroupLayout, HostKernels, Layer, Norm, Precision, ResidualPart};
 use crate::weights::{Attention, Linear, ResidualBlock, Weights};
 
 /// Additive attention mask value for a masked key: `finfo(float32).min`, not `-inf`, so a
@@ -26,7 +27,10 @@ pub fn additive_mask(observed: f32) -> f32 {
 /// In [`Precision::BFloat16`] the inputs of every encoder-block layer are rounded to bf16
 /// before an ordinary f32 product; the weights must already be rounded
 /// ([`Weights::rounded_to_bf16`]). Products of bf16 values are exact in f32, so this computes
-/// what a bf16 kernel computes, up to the order of the f32 sums.
+/// what a bf16 kernel computes, up to the order of the f32 sums. In [`Precision::Int8`] every
+/// encoder-block product is [`chronos2_kernels::int8::linear_reference`]: weights and inputs
+/// quantized at each call in the plainest way, the same roundings and epilogue as the packed
+/// int8 kernels (so the two agree bit for bit), and slow.
 pub struct EagerExecutor<'a> {
     config: &'a Config,
     weights: &'a Weights,
@@ -51,7 +55,8 @@ impl<'a> EagerExecutor<'a> {
         self
     }
 
-    /// `y[:, at..at + out] (+)= x·Wᵀ + b` with `y` rows of stride `y_stride`.
+    /// `y[:, at..at + out] (+)= x·Wᵀ + b` with `y` rows of stride `y_stride`; in int8 when
+    /// `quantized` (an encoder-block layer) and the precision says so.
     #[allow(clippy::too_many_arguments, reason = "a strided product with its options")]
     fn product(
         &self,
@@ -62,9 +67,16 @@ impl<'a> EagerExecutor<'a> {
         y_stride: usize,
         at: usize,
         accumulate: bool,
+        quantized: bool,
     ) {
         let (out_dim, in_dim) = (layer.out_dim(), layer.in_dim());
         let y = &mut y[at..];
+        if self.precision == Precision::Int8 && quantized {
+            let bias = layer.bias.as_ref().map(|b| b.data());
+            let weight = layer.weight.data();
+            int8::linear_reference(y, y_stride, x, rows, weight, out_dim, in_dim, bias, accumulate);
+            return;
+        }
         matmul(
             MatMut::strided(y, rows, out_dim, y_stride, 1),
             MatRef::row_major(x, rows, in_dim),
@@ -84,7 +96,7 @@ impl<'a> EagerExecutor<'a> {
     fn stacked(&self, attention: &Attention, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool) {
         let inner = self.config.inner_dim();
         for (index, layer) in [&attention.q, &attention.k, &attention.v].into_iter().enumerate() {
-            self.product(layer, x, rows, y, 3 * inner, index * inner, accumulate);
+            self.product(layer, x, rows, y, 3 * inner, index * inner, accumulate, true);
         }
     }
 }
@@ -98,7 +110,7 @@ fn part(block: &ResidualBlock, part: ResidualPart) -> &Linear {
     }
 }
 
-impl Executor for EagerExecutor<'_> {
+impl HostKernels for EagerExecutor<'_> {
     fn linear(&mut self, layer: Layer, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool) {
         let rounded: Vec<f32>;
         let x = if self.precision == Precision::BFloat16 && layer.in_encoder_block() {
@@ -119,7 +131,16 @@ impl Executor for EagerExecutor<'_> {
             Layer::FeedForwardIn(i) => &blocks[i].wi,
             Layer::FeedForwardOut(i) => &blocks[i].wo,
         };
-        self.product(single, x, rows, y, single.out_dim(), 0, accumulate);
+        self.product(
+            single,
+            x,
+            rows,
+            y,
+            single.out_dim(),
+            0,
+            accumulate,
+            layer.in_encoder_block(),
+        );
     }
 
     fn rms_norm(&mut self, norm: Norm, x: &[f32], out: &mut [f32]) {

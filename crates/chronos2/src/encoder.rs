@@ -32,7 +32,7 @@ use chronos2_kernels::ops::RopeTable;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::executor::{Executor, GroupLayout, Layer, Norm, ResidualPart};
+use crate::executor::{Executor, GroupLayout, HostExecutor, HostKernels, Layer, Norm, ResidualPart, Span};
 use crate::input::{Encoded, ModelInput, ModelOutput};
 use crate::patching::{
     context_patches, denormalize, empty_future_patch, patch_context_into, patch_future_into, LocScale,
@@ -146,62 +146,82 @@ impl Pass {
     }
 }
 
-/// Lengths (in floats) of the buffers of [`Activations`].
+/// Where the buffers of one pass live in the executor's activation memory: one [`Span`]
+/// per buffer, laid end to end from float 0 ([`floats`](Self::floats) in all), each named for
+/// what it holds. `E = max(B·N, B·M)` rows are embedded at most at once; `Mf` is 1 when the
+/// future tokens are shared by every row, else B.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Sizes {
-    features: usize,
-    hidden: usize,
-    embed: usize,
-    h: usize,
-    x: usize,
-    qkv: usize,
-    ctx: usize,
-    patch_mask: usize,
-    key_mask: usize,
-    head: usize,
+pub struct Activations {
+    /// Patch features: the context's `(B·N, 3P)`, then the future's `(Mf·M, 3P)`; per patch
+    /// `[time encoding (P), values (P), mask (P)]`.
+    pub features: Span,
+    /// Hidden layer of a residual block or of the feed-forward, `(max(E, B·S), F)`.
+    pub hidden: Span,
+    /// Embedded patches `(E, D)`; in the last block and the head, the last M tokens of each
+    /// row `(B·M, D)`.
+    pub embed: Span,
+    /// The residual stream: hidden states `(B, S, D)`.
+    pub h: Span,
+    /// Normed states `(B·S, D)`, the input of each sublayer.
+    pub x: Span,
+    /// Q, K and V `(B·S, 3I)`.
+    pub qkv: Span,
+    /// Attention output before its projection `(B·S, I)`.
+    pub ctx: Span,
+    /// 1 where a context patch has an observed value, `(B, N)`.
+    pub patch_mask: Span,
+    /// Key mask per token `(B, S)`: the patch mask, then 1 for REG and future tokens.
+    pub key_mask: Span,
+    /// Output head `(B·M, Q·P)`, patch-major, still normalised.
+    pub head: Span,
 }
 
-impl Sizes {
-    fn new(config: &Config, pass: &Pass) -> Self {
+impl Activations {
+    /// The buffers of `pass`, laid end to end.
+    pub fn new(config: &Config, pass: &Pass) -> Self {
         let (b, n, m, s) = (pass.rows, pass.patches, pass.output_patches, pass.tokens);
         let (d, inner, p) = (config.d_model, config.inner_dim(), config.patch_size);
         let embedded = (b * n).max(b * m);
+        let mut end = 0;
+        let mut next = |len: usize| {
+            end += len;
+            Span::new(end - len, len)
+        };
         Self {
-            features: embedded * 3 * p,
-            hidden: embedded.max(b * s) * config.d_ff,
-            embed: embedded * d,
-            h: b * s * d,
-            x: b * s * d,
-            qkv: b * s * 3 * inner,
-            ctx: b * s * inner,
-            patch_mask: b * n,
-            key_mask: b * s,
-            head: b * m * config.num_quantiles() * p,
+            features: next((b * n + future_rows(pass) * m) * 3 * p),
+            hidden: next(embedded.max(b * s) * config.d_ff),
+            embed: next(embedded * d),
+            h: next(b * s * d),
+            x: next(b * s * d),
+            qkv: next(b * s * 3 * inner),
+            ctx: next(b * s * inner),
+            patch_mask: next(b * n),
+            key_mask: next(b * s),
+            head: next(b * m * config.num_quantiles() * p),
         }
     }
 
-    fn total(&self) -> usize {
-        let Self {
-            features,
-            hidden,
-            embed,
-            h,
-            x,
-            qkv,
-            ctx,
-            patch_mask,
-            key_mask,
-            head,
-        } = *self;
-        features + hidden + embed + h + x + qkv + ctx + patch_mask + key_mask + head
+    /// Floats of memory the buffers take.
+    pub fn floats(&self) -> usize {
+        self.head.start + self.head.len
     }
 }
 
-/// The memory of one pass: one f32 arena and the per-row statistics. Eager mode makes a fresh
-/// one per call; compiled mode keeps one per shape bucket, so a call allocates nothing.
+/// Rows of future patches embedded: 1 if shared by every row, else B.
+fn future_rows(pass: &Pass) -> usize {
+    if pass.shares_future_tokens() {
+        1
+    } else {
+        pass.rows
+    }
+}
+
+/// The host memory of one pass for the CPU executors: one f32 arena holding the
+/// [`Activations`], and the per-row statistics. Eager mode makes a fresh one per call;
+/// compiled mode keeps one per shape bucket, so a call allocates nothing.
 #[derive(Clone, Debug)]
 pub struct ActivationArena {
-    sizes: Sizes,
+    activations: Activations,
     floats: Vec<f32>,
     stats: Vec<LocScale>,
 }
@@ -209,76 +229,80 @@ pub struct ActivationArena {
 impl ActivationArena {
     /// Bytes the arena of `pass` needs (checked against memory limits before allocating).
     pub fn bytes(config: &Config, pass: &Pass) -> usize {
-        Sizes::new(config, pass).total() * std::mem::size_of::<f32>()
+        Activations::new(config, pass).floats() * std::mem::size_of::<f32>()
     }
 
     /// Allocates the arena for `pass`.
     pub fn new(config: &Config, pass: &Pass) -> Self {
-        let sizes = Sizes::new(config, pass);
+        let activations = Activations::new(config, pass);
         Self {
-            sizes,
-            floats: vec![0.0; sizes.total()],
+            activations,
+            floats: vec![0.0; activations.floats()],
             stats: vec![LocScale { loc: 0.0, scale: 1.0 }; pass.rows],
         }
     }
 
-    /// The arena sliced into named buffers.
-    pub fn activations(&mut self) -> Activations<'_> {
-        let s = self.sizes;
-        let mut rest = self.floats.as_mut_slice();
-        let mut take = |len: usize| {
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-            rest = tail;
-            head
-        };
-        Activations {
-            features: take(s.features),
-            hidden: take(s.hidden),
-            embed: take(s.embed),
-            h: take(s.h),
-            x: take(s.x),
-            qkv: take(s.qkv),
-            ctx: take(s.ctx),
-            patch_mask: take(s.patch_mask),
-            key_mask: take(s.key_mask),
-            head: take(s.head),
-            stats: &mut self.stats,
-        }
+    /// Where the buffers are, the memory they are in (for a [`HostExecutor`]) and the per-row
+    /// statistics.
+    pub fn parts(&mut self) -> (Activations, &mut [f32], &mut [LocScale]) {
+        (self.activations, &mut self.floats, &mut self.stats)
     }
-}
 
-/// The buffers of one pass, each named for what it holds. `E = max(B·N, B·M)` rows are
-/// embedded at most at once.
-pub struct Activations<'a> {
-    /// Patch features `(E, 3P)`: per patch `[time encoding (P), values (P), mask (P)]`.
-    pub features: &'a mut [f32],
-    /// Hidden layer of a residual block or of the feed-forward, `(max(E, B·S), F)`.
-    pub hidden: &'a mut [f32],
-    /// Embedded patches `(E, D)`; in the last block and the head, the last M tokens of each
-    /// row `(B·M, D)`.
-    pub embed: &'a mut [f32],
-    /// The residual stream: hidden states `(B, S, D)`.
-    pub h: &'a mut [f32],
-    /// Normed states `(B·S, D)`, the input of each sublayer.
-    pub x: &'a mut [f32],
-    /// Q, K and V `(B·S, 3I)`.
-    pub qkv: &'a mut [f32],
-    /// Attention output before its projection `(B·S, I)`.
-    pub ctx: &'a mut [f32],
-    /// 1 where a context patch has an observed value, `(B, N)`.
-    pub patch_mask: &'a mut [f32],
-    /// Key mask per token `(B, S)`: the patch mask, then 1 for REG and future tokens.
-    pub key_mask: &'a mut [f32],
-    /// Output head `(B·M, Q·P)`, patch-major, still normalised.
-    pub head: &'a mut [f32],
-    /// Instance-norm location and scale per row `(B)`.
-    pub stats: &'a mut [LocScale],
+    /// Runs [`forward`] with `kernels` on this arena.
+    ///
+    /// # Errors
+    /// As [`forward`].
+    pub fn forward(
+        &mut self,
+        kernels: impl HostKernels,
+        config: &Config,
+        pass: &Pass,
+        input: &ModelInput,
+        out: &mut ModelOutput,
+    ) -> Result<(), Error> {
+        let (acts, floats, stats) = self.parts();
+        forward(
+            &mut HostExecutor::new(kernels, floats),
+            config,
+            pass,
+            input,
+            &acts,
+            stats,
+            out,
+        )
+    }
+
+    /// Runs [`encode`] with `kernels` on this arena.
+    ///
+    /// # Errors
+    /// As [`encode`].
+    pub fn encode(
+        &mut self,
+        kernels: impl HostKernels,
+        config: &Config,
+        pass: &Pass,
+        input: &ModelInput,
+    ) -> Result<Encoded, Error> {
+        let (acts, floats, stats) = self.parts();
+        encode(
+            &mut HostExecutor::new(kernels, floats),
+            config,
+            pass,
+            input,
+            &acts,
+            stats,
+        )
+    }
 }
 
 /// The forward pass (`Chronos2Model.forward`): quantile forecasts `(B, Q, M·P)` in the data's
 /// units, written into `out` (its allocation is reused). `input` must have passed
-/// [`ModelInput::validate`] and `pass` be made for it: callers size the pass and its arena
-/// from the input, so they check it first.
+/// [`ModelInput::validate`] and `pass` be made for it: callers size the pass and its memory
+/// from the input, so they check it first. `stats` holds the B rows' instance-norm location
+/// and scale.
+///
+/// It runs the three phases in turn: [`load_input`] (host), [`compute`] (the executor's
+/// kernels only, which a GPU executor can capture as one graph) and [`read_output`] (host).
 ///
 /// # Errors
 /// [`Error::Input`] for a NaN under a known-future mask.
@@ -287,22 +311,13 @@ pub fn forward(
     config: &Config,
     pass: &Pass,
     input: &ModelInput,
-    acts: &mut Activations<'_>,
+    acts: &Activations,
+    stats: &mut [LocScale],
     out: &mut ModelOutput,
 ) -> Result<(), Error> {
-    embed_tokens(exec, config, pass, input, acts)?;
-    let trimmed = pass.optimizations.trimmed_last_block;
-    run_blocks(exec, config, pass, acts, trimmed);
-    let (b, m, d) = (pass.rows, pass.output_patches, config.d_model);
-    if !trimmed {
-        // The trimmed last block already left the last M tokens of each row in `embed`.
-        gather_last_tokens(acts.h, acts.embed, pass, d);
-    }
-    // Final norm and the output head, on the last M tokens of each row only.
-    let tail = &mut acts.x[..b * m * d];
-    exec.rms_norm(Norm::Final, &acts.embed[..b * m * d], tail);
-    residual_block(exec, config, Layer::OutputHead, tail, b * m, acts.hidden, acts.head);
-    write_output(config, acts.head, acts.stats, b, m, out);
+    load_input(exec, config, pass, input, acts, stats)?;
+    compute(exec, config, pass, acts);
+    read_output(exec, config, pass, acts, stats, out);
     Ok(())
 }
 
@@ -315,93 +330,135 @@ pub fn encode(
     config: &Config,
     pass: &Pass,
     input: &ModelInput,
-    acts: &mut Activations<'_>,
+    acts: &Activations,
+    stats: &mut [LocScale],
 ) -> Result<Encoded, Error> {
-    embed_tokens(exec, config, pass, input, acts)?;
+    load_input(exec, config, pass, input, acts, stats)?;
+    embed_tokens(exec, config, pass, acts);
     run_blocks(exec, config, pass, acts, false);
     exec.rms_norm(Norm::Final, acts.h, acts.x);
     Ok(Encoded {
-        hidden: acts.x.to_vec(),
+        hidden: exec.read_host(acts.x, <[f32]>::to_vec),
         rows: pass.rows,
         tokens: pass.tokens,
         d_model: config.d_model,
         num_context_patches: pass.patches,
-        loc: acts.stats.iter().map(|ls| ls.loc).collect(),
-        scale: acts.stats.iter().map(|ls| ls.scale).collect(),
+        loc: stats.iter().map(|ls| ls.loc).collect(),
+        scale: stats.iter().map(|ls| ls.scale).collect(),
     })
 }
 
-/// Instance norm, patching and the input embedding: fills `h` with the S tokens of every row
-/// and `key_mask` with their key mask.
-fn embed_tokens(
+/// The host phase: instance norm and patching of the context and the future into
+/// `features`, the patch mask and the key mask per token `[patch mask, REG 1, future 1...]`
+/// into `key_mask`, and each row's location and scale into `stats`.
+///
+/// # Errors
+/// [`Error::Input`] for a NaN under a known-future mask.
+pub fn load_input(
     exec: &mut impl Executor,
     config: &Config,
     pass: &Pass,
     input: &ModelInput,
-    acts: &mut Activations<'_>,
+    acts: &Activations,
+    stats: &mut [LocScale],
 ) -> Result<(), Error> {
+    let (b, n, s) = (pass.rows, pass.patches, pass.tokens);
+    let context_len = b * n * 3 * config.patch_size;
+    let spans = [acts.features, acts.patch_mask, acts.key_mask];
+    exec.write_host(spans, |[features, patch_mask, key_mask]| {
+        let (context, future) = features.split_at_mut(context_len);
+        patch_context_into(config, input, context, patch_mask, stats);
+        if pass.shares_future_tokens() {
+            for (patch, chunk) in future.chunks_exact_mut(3 * config.patch_size).enumerate() {
+                empty_future_patch(chunk, patch, config);
+            }
+        } else {
+            patch_future_into(config, input, stats, future)?;
+        }
+        for row in 0..b {
+            let mask = &mut key_mask[row * s..(row + 1) * s];
+            mask[..n].copy_from_slice(&patch_mask[row * n..(row + 1) * n]);
+            mask[n..].fill(1.0);
+        }
+        Ok(())
+    })
+}
+
+/// The executor's phase, after [`load_input`]: the input embedding, the blocks, the final
+/// norm and the output head into `head`. Nothing here touches the host.
+pub fn compute(exec: &mut impl Executor, config: &Config, pass: &Pass, acts: &Activations) {
+    embed_tokens(exec, config, pass, acts);
+    let trimmed = pass.optimizations.trimmed_last_block;
+    run_blocks(exec, config, pass, acts, trimmed);
+    let (b, m, d) = (pass.rows, pass.output_patches, config.d_model);
+    if !trimmed {
+        // The trimmed last block already left the last M tokens of each row in `embed`.
+        gather_last_tokens(exec, acts.h, acts.embed, pass, d);
+    }
+    // Final norm and the output head, on the last M tokens of each row only.
+    let tail = acts.x.prefix(b * m * d);
+    exec.rms_norm(Norm::Final, acts.embed.prefix(b * m * d), tail);
+    residual_block(exec, config, Layer::OutputHead, tail, b * m, acts.hidden, acts.head);
+}
+
+/// The host phase after [`compute`]: the head's output rearranged quantile-major and scaled
+/// back into `out`.
+pub fn read_output(
+    exec: &mut impl Executor,
+    config: &Config,
+    pass: &Pass,
+    acts: &Activations,
+    stats: &[LocScale],
+    out: &mut ModelOutput,
+) {
+    let (b, m) = (pass.rows, pass.output_patches);
+    exec.read_host(acts.head, |head| write_output(config, head, stats, b, m, out));
+}
+
+/// The input embedding: fills `h` with the S tokens of every row, from the features
+/// [`load_input`] wrote.
+fn embed_tokens(exec: &mut impl Executor, config: &Config, pass: &Pass, acts: &Activations) {
     let (b, n, m, s) = (pass.rows, pass.patches, pass.output_patches, pass.tokens);
     let (d, p) = (config.d_model, config.patch_size);
 
     // Context patches -> embeddings -> token slots [0, N) of each row; REG at slot N.
-    let features = &mut acts.features[..b * n * 3 * p];
-    patch_context_into(config, input, features, acts.patch_mask, acts.stats);
+    let context = acts.features.prefix(b * n * 3 * p);
+    let embedded = acts.embed.prefix(b * n * d);
     residual_block(
         exec,
         config,
         Layer::InputEmbedding,
-        features,
+        context,
         b * n,
         acts.hidden,
-        &mut acts.embed[..b * n * d],
+        embedded,
     );
-    for row in 0..b {
-        let tokens = &mut acts.h[row * s * d..(row + 1) * s * d];
-        tokens[..n * d].copy_from_slice(&acts.embed[row * n * d..(row + 1) * n * d]);
-        if let Some(reg) = exec.reg_token() {
-            tokens[n * d..(n + 1) * d].copy_from_slice(reg);
-        }
+    exec.copy_rows(embedded, n * d, acts.h, s * d, b, n * d);
+    if config.use_reg_token {
+        exec.reg_token(acts.h.part(n * d, acts.h.len - n * d), b, s * d);
     }
 
     // Future patches -> embeddings -> token slots [S - M, S) of each row.
-    let shared = pass.shares_future_tokens();
-    let future_rows = if shared { 1 } else { b };
-    let features = &mut acts.features[..future_rows * m * 3 * p];
-    if shared {
-        for (patch, chunk) in features.chunks_exact_mut(3 * p).enumerate() {
-            empty_future_patch(chunk, patch, config);
-        }
-    } else {
-        patch_future_into(config, input, acts.stats, features)?;
-    }
-    let embedded = &mut acts.embed[..future_rows * m * d];
+    let future_rows = future_rows(pass);
+    let future = acts.features.part(context.len, future_rows * m * 3 * p);
+    let embedded = acts.embed.prefix(future_rows * m * d);
     residual_block(
         exec,
         config,
         Layer::InputEmbedding,
-        features,
+        future,
         future_rows * m,
         acts.hidden,
         embedded,
     );
-    for row in 0..b {
-        let source = if shared { 0 } else { row };
-        acts.h[(row * s + s - m) * d..(row + 1) * s * d]
-            .copy_from_slice(&embedded[source * m * d..(source + 1) * m * d]);
-    }
-
-    // Key mask per token: [patch mask, REG 1, future 1...].
-    for row in 0..b {
-        let mask = &mut acts.key_mask[row * s..(row + 1) * s];
-        mask[..n].copy_from_slice(&acts.patch_mask[row * n..(row + 1) * n]);
-        mask[n..].fill(1.0);
-    }
-    Ok(())
+    let source_stride = if future_rows == 1 { 0 } else { m * d };
+    let slots = acts.h.part((s - m) * d, acts.h.len - (s - m) * d);
+    exec.copy_rows(embedded, source_stride, slots, s * d, b, m * d);
 }
 
 /// The encoder blocks, the last one trimmed to the last M tokens if `trim_last` (its states
 /// then end in `embed` `(B·M, D)`, the rest in `h`).
-fn run_blocks(exec: &mut impl Executor, config: &Config, pass: &Pass, acts: &mut Activations<'_>, trim_last: bool) {
+fn run_blocks(exec: &mut impl Executor, config: &Config, pass: &Pass, acts: &Activations, trim_last: bool) {
     let (b, m, s, d) = (pass.rows, pass.output_patches, pass.tokens, config.d_model);
     let inner = config.inner_dim();
     for block in 0..config.num_layers {
@@ -409,20 +466,23 @@ fn run_blocks(exec: &mut impl Executor, config: &Config, pass: &Pass, acts: &mut
             // Queries only from the last M tokens; every later op is per token or per
             // position, so the rest of the block runs on those tokens alone.
             time_attention(exec, config, pass, acts, block, s - m);
-            gather_last_tokens(acts.h, acts.embed, pass, d);
-            let tail = &mut acts.embed[..b * m * d];
-            exec.linear(Layer::TimeOutput(block), &acts.ctx[..b * m * inner], b * m, tail, true);
-            group_attention(exec, config, pass, acts.x, acts.qkv, acts.ctx, tail, None, m, block);
-            feed_forward(exec, config, acts.x, acts.hidden, tail, block);
+            gather_last_tokens(exec, acts.h, acts.embed, pass, d);
+            let tail = acts.embed.prefix(b * m * d);
+            exec.linear(
+                Layer::TimeOutput(block),
+                acts.ctx.prefix(b * m * inner),
+                b * m,
+                tail,
+                true,
+            );
+            group_attention(exec, config, pass, acts, tail, None, m, block);
+            feed_forward(exec, config, acts, tail, block);
             return;
         }
         time_attention(exec, config, pass, acts, block, 0);
         exec.linear(Layer::TimeOutput(block), acts.ctx, b * s, acts.h, true);
-        let key_mask = Some(&*acts.key_mask);
-        group_attention(
-            exec, config, pass, acts.x, acts.qkv, acts.ctx, acts.h, key_mask, s, block,
-        );
-        feed_forward(exec, config, acts.x, acts.hidden, acts.h, block);
+        group_attention(exec, config, pass, acts, acts.h, Some(acts.key_mask), s, block);
+        feed_forward(exec, config, acts, acts.h, block);
     }
 }
 
@@ -433,7 +493,7 @@ fn time_attention(
     exec: &mut impl Executor,
     config: &Config,
     pass: &Pass,
-    acts: &mut Activations<'_>,
+    acts: &Activations,
     block: usize,
     first_query: usize,
 ) {
@@ -442,48 +502,40 @@ fn time_attention(
     exec.linear(Layer::TimeQkv(block), acts.x, b * s, acts.qkv, false);
     exec.rope(acts.qkv, b, s, &pass.rope);
     let queries = b * (s - first_query) * config.inner_dim();
-    exec.time_attention(acts.qkv, acts.key_mask, b, s, first_query, &mut acts.ctx[..queries]);
+    exec.time_attention(acts.qkv, acts.key_mask, b, s, first_query, acts.ctx.prefix(queries));
 }
 
 /// Group self-attention of block `block` with its residual (`GroupSelfAttention`):
-/// `state += O(Attn(RMSNorm(state)))` for `state` `(B·tokens, D)`.
+/// `state += O(Attn(RMSNorm(state)))` for `state` `(B·tokens, D)`, using `x`, `qkv` and `ctx`.
 #[allow(clippy::too_many_arguments, reason = "the buffers one sublayer reads and writes")]
 fn group_attention(
     exec: &mut impl Executor,
     config: &Config,
     pass: &Pass,
-    x: &mut [f32],
-    qkv: &mut [f32],
-    ctx: &mut [f32],
-    state: &mut [f32],
-    key_mask: Option<&[f32]>,
+    acts: &Activations,
+    state: Span,
+    key_mask: Option<Span>,
     tokens: usize,
     block: usize,
 ) {
     let rows = pass.rows * tokens;
-    let (x, ctx) = (&mut x[..state.len()], &mut ctx[..rows * config.inner_dim()]);
+    let (x, ctx) = (acts.x.prefix(state.len), acts.ctx.prefix(rows * config.inner_dim()));
     exec.rms_norm(Norm::Group(block), state, x);
     if pass.optimizations.singleton_groups && pass.layout.all_singleton() {
         exec.linear(Layer::GroupValue(block), x, rows, ctx, false);
     } else {
-        let qkv = &mut qkv[..rows * 3 * config.inner_dim()];
+        let qkv = acts.qkv.prefix(rows * 3 * config.inner_dim());
         exec.linear(Layer::GroupQkv(block), x, rows, qkv, false);
         exec.group_attention(qkv, &pass.layout, key_mask, pass.rows, tokens, ctx);
     }
     exec.linear(Layer::GroupOutput(block), ctx, rows, state, true);
 }
 
-/// The feed-forward with its residual: `state += wo(relu(wi(RMSNorm(state))))`.
-fn feed_forward(
-    exec: &mut impl Executor,
-    config: &Config,
-    x: &mut [f32],
-    hidden: &mut [f32],
-    state: &mut [f32],
-    block: usize,
-) {
-    let rows = state.len() / config.d_model;
-    let (x, hidden) = (&mut x[..state.len()], &mut hidden[..rows * config.d_ff]);
+/// The feed-forward with its residual: `state += wo(relu(wi(RMSNorm(state))))`, using `x`
+/// and `hidden`.
+fn feed_forward(exec: &mut impl Executor, config: &Config, acts: &Activations, state: Span, block: usize) {
+    let rows = state.len / config.d_model;
+    let (x, hidden) = (acts.x.prefix(state.len), acts.hidden.prefix(rows * config.d_ff));
     exec.rms_norm(Norm::FeedForward(block), state, x);
     exec.linear(Layer::FeedForwardIn(block), x, rows, hidden, false);
     exec.relu(hidden);
@@ -496,12 +548,12 @@ fn residual_block(
     exec: &mut impl Executor,
     config: &Config,
     layer: fn(ResidualPart) -> Layer,
-    x: &[f32],
+    x: Span,
     rows: usize,
-    hidden: &mut [f32],
-    y: &mut [f32],
+    hidden: Span,
+    y: Span,
 ) {
-    let hidden = &mut hidden[..rows * config.d_ff];
+    let hidden = hidden.prefix(rows * config.d_ff);
     exec.linear(layer(ResidualPart::Hidden), x, rows, hidden, false);
     exec.relu(hidden);
     exec.linear(layer(ResidualPart::Output), hidden, rows, y, false);
@@ -509,11 +561,10 @@ fn residual_block(
 }
 
 /// Copies the last M tokens of each row of `h` `(B, S, D)` into `tail` `(B·M, D)`.
-fn gather_last_tokens(h: &[f32], tail: &mut [f32], pass: &Pass, d: usize) {
+fn gather_last_tokens(exec: &mut impl Executor, h: Span, tail: Span, pass: &Pass, d: usize) {
     let (m, s) = (pass.output_patches, pass.tokens);
-    for row in 0..pass.rows {
-        tail[row * m * d..(row + 1) * m * d].copy_from_slice(&h[(row * s + s - m) * d..(row + 1) * s * d]);
-    }
+    let last = h.part((s - m) * d, h.len - (s - m) * d);
+    exec.copy_rows(last, s * d, tail, m * d, pass.rows, m * d);
 }
 
 /// `out[b, q, m·P + p] = denormalize(head[b, m, q·P + p])`: the reference's quantile-major
@@ -568,9 +619,14 @@ mod tests {
         let pass = Pass::for_input(&config, &input, Optimizations::ALL);
         assert_eq!(pass.tokens, pass.patches + usize::from(config.use_reg_token) + 2);
         let mut arena = ActivationArena::new(&config, &pass);
-        let acts = arena.activations();
-        assert_eq!(acts.h.len(), 3 * pass.tokens * config.d_model);
-        assert_eq!(acts.key_mask.len(), 3 * pass.tokens);
-        assert_eq!(acts.stats.len(), 3);
+        let (acts, floats, stats) = arena.parts();
+        assert_eq!(acts.h.len, 3 * pass.tokens * config.d_model);
+        assert_eq!(acts.key_mask.len, 3 * pass.tokens);
+        assert_eq!(stats.len(), 3);
+        // The buffers tile the arena end to end; the shared future patches take one row.
+        assert_eq!((acts.features.start, acts.floats()), (0, floats.len()));
+        assert_eq!(acts.hidden.start, acts.features.len);
+        let p = config.patch_size;
+        assert_eq!(acts.features.len, (3 * pass.patches + 2) * 3 * p);
     }
 }

@@ -48,5 +48,5 @@ pub use checkpoint::CheckpointFiles;
 pub use config::{Config, ConfigFile, StorageDtype};
 pub use error::Error;
 pub use input::{Encoded, ModelInput, ModelOutput};
-pub use model::{Chronos2Model, ForwardPass};
+pub use model::{Chronos2Model, ForwardPass, ModelOrigin};
 pub use random::RandomInit;

@@ -7,7 +7,7 @@ use chronos2_kernels::pool::Pool;
 
 use crate::config::{Config, StorageDtype};
 use crate::eager::EagerExecutor;
-use crate::encoder::{self, ActivationArena, Optimizations, Pass};
+use crate::encoder::{ActivationArena, Optimizations, Pass};
 use crate::error::Error;
 use crate::executor::Precision;
 use crate::input::{Encoded, ModelInput, ModelOutput};
@@ -19,6 +19,26 @@ use crate::weights::Weights;
 pub struct Chronos2Model {
     config: Config,
     weights: Weights,
+    origin: ModelOrigin,
+}
+
+/// Where a model's weights came from: what a cache of weights prepared from them is keyed on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelOrigin {
+    /// Checkpoint files on disk.
+    Files(CheckpointFiles),
+    /// A checkpoint held in memory for the life of the process (the built-in model).
+    Embedded {
+        /// What the model is called.
+        name: String,
+        /// Its `config.json` text.
+        config_json: String,
+        /// Its safetensors bytes.
+        weights: &'static [u8],
+    },
+    /// Made in this process (random weights, or weights transformed after loading): nothing
+    /// outside the process can stand for it.
+    Generated,
 }
 
 impl Chronos2Model {
@@ -31,7 +51,11 @@ impl Chronos2Model {
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
         let files = CheckpointFiles::locate(path.as_ref())?;
         let (config, weights) = checkpoint::load(&files)?;
-        Ok(Self { config, weights })
+        Ok(Self {
+            config,
+            weights,
+            origin: ModelOrigin::Files(files),
+        })
     }
 
     /// Loads a checkpoint held in memory (`config.json` text and a safetensors buffer), such
@@ -40,14 +64,26 @@ impl Chronos2Model {
     /// # Errors
     /// As [`load`](Self::load).
     pub fn from_memory(name: &str, config_json: &str, weights: &'static [u8]) -> Result<Self, Error> {
-        let (config, weights) = checkpoint::load_from_memory(name, config_json, std::sync::Arc::new(weights))?;
-        Ok(Self { config, weights })
+        let (config, loaded) = checkpoint::load_from_memory(name, config_json, std::sync::Arc::new(weights))?;
+        Ok(Self {
+            config,
+            weights: loaded,
+            origin: ModelOrigin::Embedded {
+                name: name.to_owned(),
+                config_json: config_json.to_owned(),
+                weights,
+            },
+        })
     }
 
     /// A model with random weights of the given configuration (see [`RandomInit`]).
     pub fn random(config: Config, seed: u64, init: RandomInit) -> Self {
         let weights = random_weights(&config, seed, init);
-        Self { config, weights }
+        Self {
+            config,
+            weights,
+            origin: ModelOrigin::Generated,
+        }
     }
 
     /// Writes the model as `config.json` + `model.safetensors` into `dir`, tensors stored as
@@ -69,12 +105,18 @@ impl Chronos2Model {
         &self.weights
     }
 
+    /// Where the weights came from.
+    pub fn origin(&self) -> &ModelOrigin {
+        &self.origin
+    }
+
     /// The same model with its encoder-block weights rounded to bfloat16 (see
     /// [`Weights::rounded_to_bf16`]): the eager reference of bf16 execution.
     pub fn rounded_to_bf16(&self) -> Self {
         Self {
             config: self.config.clone(),
             weights: self.weights.rounded_to_bf16(),
+            origin: ModelOrigin::Generated,
         }
     }
 
@@ -110,15 +152,8 @@ impl Chronos2Model {
         let pass = Pass::for_input(&self.config, input, Optimizations::NONE);
         let mut arena = ActivationArena::new(&self.config, &pass);
         let mut out = ModelOutput::empty();
-        let mut executor = EagerExecutor::new(&self.config, &self.weights, pool).with_precision(precision);
-        encoder::forward(
-            &mut executor,
-            &self.config,
-            &pass,
-            input,
-            &mut arena.activations(),
-            &mut out,
-        )?;
+        let executor = EagerExecutor::new(&self.config, &self.weights, pool).with_precision(precision);
+        arena.forward(executor, &self.config, &pass, input, &mut out)?;
         Ok(out)
     }
 
@@ -130,8 +165,8 @@ impl Chronos2Model {
         input.validate(&self.config)?;
         let pass = Pass::for_input(&self.config, input, Optimizations::NONE);
         let mut arena = ActivationArena::new(&self.config, &pass);
-        let mut executor = EagerExecutor::new(&self.config, &self.weights, Pool::global());
-        encoder::encode(&mut executor, &self.config, &pass, input, &mut arena.activations())
+        let executor = EagerExecutor::new(&self.config, &self.weights, Pool::global());
+        arena.encode(executor, &self.config, &pass, input)
     }
 }
 

@@ -54,9 +54,19 @@ pub struct EngineArgs {
     /// Backend (`cpu`; `inductor` is accepted as an alias); default from CHRONOS_COMPILE_BACKEND.
     #[arg(long)]
     pub backend: Option<String>,
-    /// Precision of the encoder blocks: `float32` or `bfloat16` (`bf16`); default from CHRONOS_DTYPE.
+    /// Precision of the encoder blocks: `float32`, `bfloat16` (`bf16`) or `int8` (weights per
+    /// channel, activations per row); default from CHRONOS_DTYPE.
     #[arg(long)]
     pub dtype: Option<String>,
+    /// Compiled mode's cache of prepared weights: `prefer` (use it, else create it), `never`,
+    /// `only` (fail without a valid entry); default from CHRONOS_COMPILE_CACHE, else prefer.
+    /// Directory: CHRONOS2_CACHE_DIR, else ~/.cache/chronos2 (`chronos2 cache list`).
+    #[arg(long)]
+    pub compile_cache: Option<String>,
+    /// Where the model runs: `cpu`, `cuda` or `cuda:N` (builds with `--features cuda` only);
+    /// default from CHRONOS_DEVICE, else cpu.
+    #[arg(long)]
+    pub device: Option<String>,
     /// Worker threads (default: all cores).
     #[arg(long, env = "CHRONOS2_THREADS")]
     pub threads: Option<usize>,
@@ -139,6 +149,8 @@ impl EngineArgs {
             backend: self.backend.clone(),
             dtype: self.dtype.clone(),
             threads: self.threads,
+            compile_cache: self.compile_cache.clone(),
+            device: self.device.clone(),
         };
         let settings = Settings::resolve_defaulting(&flags, default)?;
         let settings = Settings {
@@ -175,13 +187,23 @@ pub fn load_engine(model: &ModelArgs, settings: &Settings) -> Result<Loaded> {
         Some(text) => parse_shapes(text, eager.config())?,
         None => Vec::new(),
     };
-    let engine = Engine::new(Arc::new(eager), settings);
+    let engine = Engine::new(Arc::new(eager), settings)?;
     if let (false, Some(compiled)) = (shapes.is_empty(), engine.compiled()) {
         let planning = compiled.warm_up(&shapes)?;
         stderr_line(format_args!(
             "chronos2: planned {} bucket(s) in {:.1} ms",
             compiled.stats().plans_built,
             planning.as_secs_f64() * 1e3
+        ));
+    }
+    #[cfg(feature = "cuda")]
+    if let (false, Some(gpu)) = (shapes.is_empty(), engine.cuda()) {
+        let setup = gpu.warm_up(&shapes)?;
+        stderr_line(format_args!(
+            "chronos2: set up {} GPU bucket(s) ({} CUDA graph(s)) in {:.1} ms",
+            gpu.stats().buckets,
+            gpu.stats().graphs_captured,
+            setup.as_secs_f64() * 1e3
         ));
     }
     Ok(Loaded {

@@ -4,6 +4,7 @@
 
 mod commands;
 mod common;
+mod data_args;
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ struct Cli {
 enum Command {
     Backtest(commands::backtest::Args),
     Bench(commands::bench::Args),
+    Cache(commands::cache::Args),
     Compare(commands::compare::Args),
     Forecast(commands::forecast::Args),
     InitRandom(commands::init_random::Args),
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Backtest(args) => commands::backtest::run(args, &mut out),
         Command::Bench(args) => commands::bench::run(args, &mut out),
+        Command::Cache(args) => commands::cache::run(args, &mut out),
         Command::Compare(args) => commands::compare::run(args, &mut out),
         Command::Forecast(args) => commands::forecast::run(args, &mut out),
         Command::InitRandom(args) => commands::init_random::run(args, &mut out),

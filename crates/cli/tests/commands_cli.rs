@@ -136,6 +136,11 @@ fn bench_reports_every_figure_as_json() {
             assert_eq!(r["plans_built_after_warmup"], 0);
             assert_eq!(r["errors"], 0);
         }
+        // Issue 20: start to first forecast as whole processes, compiled mode cold and warm.
+        let process = &mode["start_to_first_forecast"];
+        assert_eq!(process["warm"]["count"], 3, "{process}");
+        assert!(process["warm"]["median"].as_f64().unwrap() > 0.0);
+        assert_eq!(process["cold_ms"].is_number(), mode["mode"] == "compiled", "{process}");
     }
     assert!(report["machine"]["cpu"].is_string());
 }
@@ -218,6 +223,18 @@ fn compare_writes_a_verdict() {
     let setup = &report["setups"][0];
     assert_eq!(setup["verdict"]["criteria"].as_array().unwrap().len(), 4);
     assert!(setup["max_forecast_difference_relative"].as_f64().unwrap() < 1e-5);
+    // Issue 20: each mode as a one-shot process, compiled with a cold and a warm cache.
+    let [eager, compiled] = [&setup["whole_process"][0], &setup["whole_process"][1]];
+    assert!(
+        eager["cold_ms"].is_null() && compiled["cold_ms"].as_f64().unwrap() > 0.0,
+        "{setup}"
+    );
+    assert_eq!(compiled["warm"]["count"], 3);
+    let markdown = std::fs::read_to_string(out.path().join("compare.md")).unwrap();
+    assert!(
+        markdown.contains("| whole process, one-shot run, median of 3 (ms) |"),
+        "{markdown}"
+    );
     assert!(out.path().join("compare.md").is_file() && out.path().join("report.html").is_file());
 }
 

@@ -117,7 +117,7 @@ fn hostile_file_names_and_ids_are_escaped_in_html_and_quoted_in_csv() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(!html.contains("<img"), "unescaped user text in report.html");
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
-    for (file, columns) in [("forecasts.csv", 18), ("trades.csv", 8)] {
+    for (file, columns) in [("forecasts.csv", 21), ("trades.csv", 12)] {
         let mut reader = csv::Reader::from_path(out.join(file)).unwrap();
         for record in reader.records() {
             let record = record.unwrap();

@@ -1,11 +1,15 @@
-//! Market data loading: CSV files of bars (OHLC and more) turned into regular time series.
+//! Market data loading: files of bars (OHLC and more) turned into regular time series.
 //!
-//! Real files differ: column order and case (`Close` vs `close`), the timestamp column
-//! (`Date`, `timestamp`, or an unnamed first column), UTC offsets, newest-first order, weekend
-//! gaps, extra columns, long format with an id column. [`load_csv`] reads all of them into
-//! [`Series`] on a [`Calendar`] and says what it did in a [`LoadReport`]; every problem is a
-//! [`DataError`] naming the file, line and column. [`DataSource::load`] reads CSV text built
-//! into the program the same way.
+//! Real files differ: the delimiter (comma, semicolon, tab, pipe), the header (none in Binance
+//! klines, three rows in yfinance, `<DATE>` in MetaTrader), column order and case, the
+//! timestamp (`Date`, `timestamp`, an unnamed first column, epoch s/ms/us/ns, `MM/DD/YYYY`,
+//! separate date and time columns, UTC offsets), numbers (`"29,924.4"`, `10.45M`, `-1.23%`),
+//! newest-first order, weekend gaps, long format with an id column. [`load_csv`] reads all of
+//! them into [`Series`] on a [`Calendar`] (the layout detected, or set by [`ReadOptions`]) and
+//! says what it did in a [`LoadReport`]; every problem is a [`DataError`] naming the file, line
+//! and column and, where a flag fixes it, the flag. Only the columns asked for are kept, parsed
+//! as the rows stream by. [`DataSource::load`] reads standard input and CSV text built into the
+//! program the same way.
 //!
 //! ```
 //! use chronos2_data::{load_csv, LoadOptions};
@@ -21,14 +25,20 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod numbers;
 #[cfg(feature = "parquet")]
 mod parquet_table;
+mod table;
 mod time;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use time::{format_timestamp, is_weekend, most_common_step, parse_timestamp, Calendar, TimestampStyle};
+pub use time::{
+    format_timestamp, format_timestamp_at, is_weekend, most_common_step, parse_timestamp, Calendar, TimeUnit,
+    TimestampStyle, Zone,
+};
+
+use table::Table;
 
 /// Errors of data loading; each message names the file and, where it applies, line and column.
 #[derive(Debug, thiserror::Error)]
@@ -117,20 +127,64 @@ impl Gaps {
     }
 }
 
+/// How to read the file's text: delimiter, header, timestamps, numbers and zone. Every field
+/// defaults to detection from the file ([`ReadOptions::default`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Field delimiter; default: sniffed among comma, semicolon, tab and pipe.
+    pub delimiter: Option<u8>,
+    /// The file has no header row: every row is data (names from `column_names`, else
+    /// Binance's kline names for a 12-column file that starts with epoch times).
+    pub no_header: bool,
+    /// Column names to use instead of the header (with `no_header`) or to rename it.
+    pub column_names: Vec<String>,
+    /// Unit of epoch timestamps; default: by magnitude.
+    pub time_unit: Option<TimeUnit>,
+    /// A strftime format for the timestamp column (`%d.%m.%Y %H:%M`); default: detected.
+    pub date_format: Option<String>,
+    /// Thousands separator in numbers (`,` in `"29,924.4"`); default: detected per column.
+    pub thousands: Option<char>,
+    /// Print timestamps in this zone; default: the file's own offset.
+    pub tz: Option<Zone>,
+}
+
+/// What to do with missing values (empty, `NaN`, `null`) in the columns read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Missing {
+    /// Keep them as NaN (the model takes missing context values).
+    #[default]
+    Keep,
+    /// Drop every row with a missing value in a column read.
+    Drop,
+}
+
 /// Options of [`load_csv`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadOptions {
     /// The value columns to read (matched case-insensitively), in output order.
     pub columns: Vec<String>,
-    /// The timestamp column; default: `timestamp`, `date`, `datetime`, `time` or an unnamed
-    /// first column.
+    /// The timestamp column, or two joined by a comma (`DATE,TIME`); default: `timestamp`,
+    /// `date`, `datetime`, `time`, `open_time`, `__index_level_0__` or an unnamed first column,
+    /// joined with a separate time-of-day column named `time`.
     pub timestamp_column: Option<String>,
     /// The id column.
     pub id_column: IdColumn,
     /// Duplicate timestamps.
     pub duplicates: Duplicates,
-    /// Missing bars.
+    /// Missing bars (and, with [`Gaps::ForwardFill`], missing values).
     pub gaps: Gaps,
+    /// Missing values.
+    pub missing: Missing,
+    /// How to read the text.
+    pub read: ReadOptions,
+}
+
+impl Default for LoadOptions {
+    /// No columns yet; automatic timestamp and id columns, duplicates refused, the trading-day
+    /// index, format detected.
+    fn default() -> Self {
+        Self::columns(&[])
+    }
 }
 
 impl LoadOptions {
@@ -143,7 +197,25 @@ impl LoadOptions {
             id_column: IdColumn::Auto,
             duplicates: Duplicates::Error,
             gaps: Gaps::TradingDays,
+            missing: Missing::Keep,
+            read: ReadOptions::default(),
         }
+    }
+
+    /// The reading choices every front end offers (the CLI's `--id-column`, `--fill`,
+    /// `--keep-last`; the Python package's keywords of the same names), by their user-facing
+    /// spellings; other fields as [`LoadOptions::default`].
+    ///
+    /// # Errors
+    /// An unknown `fill`, as a message naming `--fill` and what it accepts.
+    pub fn from_choices(id_column: Option<&str>, fill: &str, keep_last: bool) -> Result<Self, String> {
+        Ok(Self {
+            id_column: IdColumn::from_choice(id_column),
+            duplicates: Duplicates::keeping_last(keep_last),
+            gaps: Gaps::from_name(fill)
+                .ok_or_else(|| format!("unknown --fill `{fill}`; expected `none` or `forward`"))?,
+            ..Self::default()
+        })
     }
 }
 
@@ -205,6 +277,9 @@ pub struct LoadReport {
 pub enum DataSource<'a> {
     /// A CSV file (Parquet by its `.parquet` extension, with the `parquet` feature).
     File(&'a Path),
+    /// Standard input, read by the caller once (so that it can be loaded more than once);
+    /// messages call it `<stdin>`.
+    Stdin(&'a [u8]),
     /// CSV text built into the program (e.g. with `include_bytes!`), read like a file.
     Bundled {
         /// The file name it was built from (`BTCUSD.csv`); messages say `bundled <name>`.
@@ -223,169 +298,55 @@ pub struct Dataset {
     pub series: Vec<Series>,
     /// How the file writes timestamps.
     pub style: TimestampStyle,
+    /// The zone to print timestamps in: `--tz`, else the offset the file wrote with its latest
+    /// bar (`None`: the file has no offsets; times print as written).
+    pub zone: Option<Zone>,
+    /// The id column as the file names it (`None` for a file that is one series).
+    pub id_column: Option<String>,
+    /// Most digits after the decimal mark in each requested column, in request order (the
+    /// precision to print values of that column with).
+    pub decimals: Vec<u32>,
     /// What was done.
     pub report: LoadReport,
 }
 
-/// Header names that mark the timestamp column.
-const TIMESTAMP_NAMES: [&str; 4] = ["timestamp", "date", "datetime", "time"];
+impl Dataset {
+    /// Prints `seconds` as the file writes its timestamps, in its zone (or `--tz`'s).
+    pub fn format_time(&self, seconds: i64) -> String {
+        let offset = self.zone.map_or(0, |zone| zone.offset_at(seconds));
+        format_timestamp_at(seconds, self.style, offset)
+    }
+
+    /// Prints `seconds` as the hosted endpoint writes `start`: `2024-01-07T00:00:00`, with the
+    /// offset (`+02:00`) when the data has a zone.
+    pub fn format_iso(&self, seconds: i64) -> String {
+        let local = format_timestamp_at(
+            seconds,
+            TimestampStyle::DateTimeUtcOffset,
+            self.zone.map_or(0, |zone| zone.offset_at(seconds)),
+        )
+        .replacen(' ', "T", 1);
+        match self.zone {
+            Some(_) => local,
+            None => local[..19].to_string(),
+        }
+    }
+}
+
+/// Header names that mark the timestamp column, in order of preference.
+pub(crate) const TIMESTAMP_NAMES: [&str; 6] = [
+    "timestamp",
+    "date",
+    "datetime",
+    "time",
+    "open_time",
+    "__index_level_0__",
+];
 /// Header names that mark an id column.
-const ID_NAMES: [&str; 4] = ["item_id", "symbol", "id", "ticker"];
+pub(crate) const ID_NAMES: [&str; 4] = ["item_id", "symbol", "id", "ticker"];
 
 /// Minimum bars per series (needed to infer a step).
 pub const MIN_ROWS: usize = 3;
-
-struct Table {
-    path: PathBuf,
-    headers: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    fn read(source: DataSource<'_>) -> Result<Self, DataError> {
-        match source {
-            DataSource::File(path) if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")) => {
-                Self::read_parquet(path)
-            }
-            DataSource::File(path) => {
-                let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                Self::parse_csv(path.to_path_buf(), &bytes)
-            }
-            DataSource::Bundled { bytes, .. } => Self::parse_csv(source.path(), bytes),
-        }
-    }
-
-    /// Parses CSV text; `path` names it in messages.
-    fn parse_csv(path: PathBuf, bytes: &[u8]) -> Result<Self, DataError> {
-        let invalid = |message: String| DataError::Invalid {
-            path: path.clone(),
-            message,
-        };
-        let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
-        let headers: Vec<String> = reader
-            .headers()
-            .map_err(|e| invalid(format!("cannot read the header: {e}")))?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
-        if headers.is_empty() || headers.iter().all(String::is_empty) {
-            return Err(invalid("the file is empty or has no header row".into()));
-        }
-        let mut rows = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(|e| match e.kind() {
-                csv::ErrorKind::UnequalLengths { pos, expected_len, len } => invalid(format!(
-                    "line {}: {len} fields, but the header has {expected_len}",
-                    pos.as_ref().map_or(0, |p| p.line())
-                )),
-                _ => invalid(format!("not valid CSV: {e}")),
-            })?;
-            rows.push(record.iter().map(|c| c.trim().to_string()).collect());
-        }
-        Ok(Self { path, headers, rows })
-    }
-
-    #[cfg(feature = "parquet")]
-    fn read_parquet(path: &Path) -> Result<Self, DataError> {
-        parquet_table::read(path).map(|(headers, rows)| Self {
-            path: path.to_path_buf(),
-            headers,
-            rows,
-        })
-    }
-
-    #[cfg(not(feature = "parquet"))]
-    fn read_parquet(path: &Path) -> Result<Self, DataError> {
-        Err(DataError::Invalid {
-            path: path.to_path_buf(),
-            message: "Parquet support is not built in; rebuild with `--features parquet` or convert the file to CSV"
-                .into(),
-        })
-    }
-
-    fn invalid(&self, message: String) -> DataError {
-        DataError::Invalid {
-            path: self.path.clone(),
-            message,
-        }
-    }
-
-    /// File line of data row `row` (1-based, the header is line 1).
-    fn line(row: usize) -> usize {
-        row + 2
-    }
-
-    fn found(&self) -> String {
-        self.headers
-            .iter()
-            .map(|h| if h.is_empty() { "(unnamed)" } else { h })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// The one column matching `name` case-insensitively. Several matches are accepted only
-    /// if they hold the same values; `hint` says how to fix a missing column.
-    fn column(&self, name: &str, hint: &str, notes: &mut Vec<String>) -> Result<usize, DataError> {
-        let matches: Vec<usize> = (0..self.headers.len())
-            .filter(|&i| self.headers[i].eq_ignore_ascii_case(name))
-            .collect();
-        let Some(&first) = matches.first() else {
-            return Err(self.invalid(format!("column `{name}` not found (found: {}); {hint}", self.found())));
-        };
-        for &other in &matches[1..] {
-            let differs = self.rows.iter().position(|row| {
-                let (a, b) = (&row[first], &row[other]);
-                a != b && !matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
-            });
-            if let Some(row) = differs {
-                return Err(self.invalid(format!(
-                    "columns `{}` and `{}` both match `{name}` but differ at line {} ({} vs {}); remove one of them",
-                    self.headers[first],
-                    self.headers[other],
-                    Self::line(row),
-                    self.rows[row][first],
-                    self.rows[row][other]
-                )));
-            }
-            notes.push(format!(
-                "columns `{}` and `{}` both match `{name}` and hold the same values; using `{}`",
-                self.headers[first], self.headers[other], self.headers[first]
-            ));
-        }
-        Ok(first)
-    }
-
-    fn timestamp_column(&self, requested: Option<&str>, notes: &mut Vec<String>) -> Result<usize, DataError> {
-        if let Some(name) = requested {
-            return self.column(name, "pass the right `--timestamp-column`", notes);
-        }
-        if let Some(name) = TIMESTAMP_NAMES
-            .iter()
-            .find(|n| self.headers.iter().any(|h| h.eq_ignore_ascii_case(n)))
-        {
-            return self.column(name, "", notes);
-        }
-        if self.headers[0].is_empty() {
-            return Ok(0);
-        }
-        Err(self.invalid(format!(
-            "no timestamp column (looked for {} or an unnamed first column; found: {}); pass `--timestamp-column <name>`",
-            TIMESTAMP_NAMES.join(", "),
-            self.found()
-        )))
-    }
-}
-
-/// Parses a numeric cell; empty, `nan`, `null`, `na`, `none` are missing.
-fn parse_value(cell: &str) -> Option<f64> {
-    match cell.to_ascii_lowercase().as_str() {
-        "" | "nan" | "null" | "na" | "n/a" | "none" => Some(f64::NAN),
-        other => other.parse::<f64>().ok(),
-    }
-}
 
 /// Rows of one series before regularisation: (timestamp, file row index).
 struct RawSeries {
@@ -407,6 +368,7 @@ impl DataSource<'_> {
         match self {
             Self::File(path) => path.to_path_buf(),
             Self::Bundled { name, .. } => PathBuf::from(format!("bundled {name}")),
+            Self::Stdin(_) => PathBuf::from("<stdin>"),
         }
     }
 
@@ -415,6 +377,7 @@ impl DataSource<'_> {
         let name = match self {
             Self::File(path) => path,
             Self::Bundled { name, .. } => Path::new(name),
+            Self::Stdin(_) => return "stdin".into(),
         };
         name.file_stem()
             .map_or_else(|| "series".into(), |s| s.to_string_lossy().into_owned())
@@ -427,7 +390,9 @@ impl DataSource<'_> {
     /// columns, unparseable timestamps or numbers, duplicate timestamps, and series shorter
     /// than [`MIN_ROWS`].
     pub fn load(self, options: &LoadOptions) -> Result<Dataset, DataError> {
-        load_table(Table::read(self)?, options)
+        let mut notes = Vec::new();
+        let table = Table::read(self, options, &mut notes)?;
+        load_table(table, options, notes)
     }
 }
 
@@ -438,78 +403,62 @@ impl std::fmt::Display for DataSource<'_> {
 }
 
 /// Turns a read table into regular series.
-fn load_table(table: Table, options: &LoadOptions) -> Result<Dataset, DataError> {
-    let mut notes = Vec::new();
-    if table.rows.is_empty() {
-        return Err(table.invalid("the file has a header but no data rows".into()));
-    }
-    let ts_col = table.timestamp_column(options.timestamp_column.as_deref(), &mut notes)?;
-    let value_cols: Vec<usize> = options
-        .columns
-        .iter()
-        .map(|c| table.column(c, "pass `--target <column>` with one of the columns above", &mut notes))
-        .collect::<Result<_, _>>()?;
-    let id_col = match &options.id_column {
-        IdColumn::None => None,
-        IdColumn::Named(name) => Some(table.column(name, "pass the right `--id-column`", &mut notes)?),
-        IdColumn::Auto => ID_NAMES
+fn load_table(table: Table, options: &LoadOptions, mut notes: Vec<String>) -> Result<Dataset, DataError> {
+    // Group rows by id in order of first appearance, dropping rows with missing values if asked.
+    let mut groups: Vec<RawSeries> = if table.id_names.is_empty() {
+        vec![RawSeries {
+            id: table.ticker.clone(),
+            rows: Vec::with_capacity(table.rows()),
+        }]
+    } else {
+        table
+            .id_names
             .iter()
-            .find_map(|n| table.headers.iter().position(|h| h.eq_ignore_ascii_case(n))),
+            .map(|id| RawSeries {
+                id: Some(id.clone()),
+                rows: Vec::new(),
+            })
+            .collect()
     };
-
-    // Parse timestamps and group rows by id in order of first appearance.
-    let mut style = None;
-    let mut groups: Vec<RawSeries> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (row, cells) in table.rows.iter().enumerate() {
-        let cell = &cells[ts_col];
-        let (t, row_style) = parse_timestamp(cell).ok_or_else(|| {
-            table.invalid(format!(
-                "line {}: cannot read timestamp `{cell}` in column `{}`; expected e.g. 2024-01-31 or 2024-01-31 09:30:00",
-                Table::line(row),
-                table.headers[ts_col]
-            ))
-        })?;
-        style = Some(match (style, row_style) {
-            (Some(TimestampStyle::Date), TimestampStyle::Date) | (None, _) => row_style,
-            (Some(previous), TimestampStyle::Date) => previous,
-            (Some(_), other) => other,
-        });
-        let id = id_col.map(|c| cells[c].clone());
-        let key = id.clone().unwrap_or_default();
-        let slot = *index.entry(key).or_insert_with(|| {
-            groups.push(RawSeries { id, rows: Vec::new() });
-            groups.len() - 1
-        });
-        groups[slot].rows.push((t, row));
+    let mut dropped = 0;
+    for (row, &t) in table.times.iter().enumerate() {
+        if options.missing == Missing::Drop && table.values.iter().any(|v| v[row].is_nan()) {
+            dropped += 1;
+            continue;
+        }
+        let group = table.ids.get(row).map_or(0, |&id| id as usize);
+        groups[group].rows.push((t, row));
     }
-    let style = style.unwrap_or(TimestampStyle::Date);
-    if let Some(c) = id_col {
+    if dropped > 0 {
+        notes.push(format!(
+            "dropped {dropped} row(s) with a missing value (--drop-missing)"
+        ));
+    }
+    if let Some(name) = &table.id_column {
         if groups.len() > 1 {
-            notes.push(format!("{} series by column `{}`", groups.len(), table.headers[c]));
+            notes.push(format!("{} series by column `{name}`", groups.len()));
         }
     }
-
     let mut report = LoadReport {
-        rows: table.rows.len(),
+        rows: table.rows(),
         ..LoadReport::default()
     };
     let mut series = Vec::with_capacity(groups.len());
     for group in groups {
-        series.push(build_series(
-            &table,
-            group,
-            &value_cols,
-            options,
-            &mut report,
-            &mut notes,
-        )?);
+        series.push(build_series(&table, group, options, &mut report, &mut notes)?);
     }
+    let (style, zone) = match (options.read.tz, table.offset) {
+        (Some(tz), _) => (TimestampStyle::DateTimeUtcOffset, Some(tz)),
+        (None, offset) => (table.style, offset.map(Zone::Offset)),
+    };
     report.notes = notes;
     Ok(Dataset {
         path: table.path,
         series,
         style,
+        zone,
+        id_column: table.id_column,
+        decimals: table.decimals,
         report,
     })
 }
@@ -518,7 +467,6 @@ fn load_table(table: Table, options: &LoadOptions) -> Result<Dataset, DataError>
 fn build_series(
     table: &Table,
     mut group: RawSeries,
-    value_cols: &[usize],
     options: &LoadOptions,
     report: &mut LoadReport,
     notes: &mut Vec<String>,
@@ -542,11 +490,11 @@ fn build_series(
         ));
     }
     // Duplicate timestamps: after the stable sort, equal times are adjacent in file order.
-    let duplicates: Vec<(usize, usize)> = group
+    let duplicates: Vec<(u32, u32)> = group
         .rows
         .windows(2)
         .filter(|w| w[0].0 == w[1].0)
-        .map(|w| (Table::line(w[0].1), Table::line(w[1].1)))
+        .map(|w| (table.lines[w[0].1], table.lines[w[1].1]))
         .collect();
     if !duplicates.is_empty() {
         if options.duplicates == Duplicates::Error {
@@ -555,9 +503,16 @@ fn build_series(
                 .take(5)
                 .map(|(a, b)| format!("lines {a} and {b}"))
                 .collect();
+            let advice = match &table.unused_time_of_day {
+                Some((date, time)) => format!(
+                    "column `{time}` holds the time of day: pass `--timestamp-column {date},{time}` to join it to `{date}`"
+                ),
+                None => "remove them or pass `--keep-last`".into(),
+            };
             return Err(table.invalid(format!(
-                "{label}{} duplicate timestamp(s): {}{}; remove them or pass `--keep-last`",
+                "{label}{} duplicate timestamp(s) in column `{}`: {}{}; {advice}",
                 duplicates.len(),
+                table.time_name,
                 shown.join(", "),
                 if duplicates.len() > 5 { ", ..." } else { "" }
             )));
@@ -578,24 +533,12 @@ fn build_series(
             group.rows.len()
         )));
     }
-    let mut columns = Vec::with_capacity(value_cols.len());
-    for (&col, name) in value_cols.iter().zip(&options.columns) {
-        let values = group
-            .rows
-            .iter()
-            .map(|&(_, row)| {
-                let cell = &table.rows[row][col];
-                parse_value(cell).ok_or_else(|| {
-                    table.invalid(format!(
-                        "line {}, column `{}`: `{cell}` is not a number",
-                        Table::line(row),
-                        table.headers[col]
-                    ))
-                })
-            })
-            .collect::<Result<Vec<f64>, _>>()?;
-        columns.push((name.clone(), values));
-    }
+    let columns = options
+        .columns
+        .iter()
+        .zip(&table.values)
+        .map(|(name, values)| (name.clone(), group.rows.iter().map(|&(_, row)| values[row]).collect()))
+        .collect();
     let timestamps: Vec<i64> = group.rows.iter().map(|r| r.0).collect();
     let step = most_common_step(&timestamps).expect("at least MIN_ROWS distinct timestamps");
     // Weekdays only: no bar on a weekend although the data spans one (a gap over a weekend).
@@ -619,6 +562,10 @@ fn build_series(
                 series.filled,
                 series.calendar.step_name()
             ));
+        }
+        let values = fill_missing_values(&mut series);
+        if values > 0 {
+            notes.push(format!("{label}forward-filled {values} missing value(s)"));
         }
     } else {
         let gaps = series
@@ -662,7 +609,7 @@ fn forward_fill(table: &Table, series: &mut Series, label: &str) -> Result<(), D
     if span >= MAX_FILL_RATIO * bars.max(MIN_FILL_BARS / MAX_FILL_RATIO) {
         let bytes = (span as f64 + 1.0) * 8.0 * (series.columns.len() + 1) as f64;
         return Err(table.invalid(format!(
-            "{label}forward-filling {} bars from {} to {} would make {} bars ({:.1} GB) out of {bars}; a bar far from the others is probably wrong: remove it, or use the trading-day index (--fill none)",
+            "{label}forward-filling {} bars from {} to {} would make {} bars ({:.1} GB) out of {bars}; a bar far from the others is probably wrong: remove it, or use the trading-day index (`--fill none`)",
             bars,
             format_timestamp(first, TimestampStyle::DateTime),
             format_timestamp(series.timestamps[series.timestamps.len() - 1], TimestampStyle::DateTime),
@@ -698,6 +645,24 @@ fn forward_fill(table: &Table, series: &mut Series, label: &str) -> Result<(), D
     Ok(())
 }
 
+/// Replaces each missing value (NaN) after the first present one by the last present value
+/// of its column; returns how many were filled.
+fn fill_missing_values(series: &mut Series) -> usize {
+    let mut filled = 0;
+    for (_, values) in &mut series.columns {
+        let mut last = f64::NAN;
+        for v in values.iter_mut() {
+            if v.is_nan() && !last.is_nan() {
+                *v = last;
+                filled += 1;
+            } else {
+                last = *v;
+            }
+        }
+    }
+    filled
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,6 +676,14 @@ mod tests {
         assert_eq!(IdColumn::from_choice(Some("none")), IdColumn::None);
         assert_eq!(IdColumn::from_choice(Some("Ticker")), IdColumn::Named("Ticker".into()));
         assert_eq!(Duplicates::keeping_last(true), Duplicates::KeepLast);
+        let options = LoadOptions::from_choices(Some("none"), "ffill", true).unwrap();
+        assert_eq!(
+            (options.id_column, options.gaps, options.duplicates),
+            (IdColumn::None, Gaps::ForwardFill, Duplicates::KeepLast)
+        );
+        assert!(LoadOptions::from_choices(None, "backfill", false)
+            .unwrap_err()
+            .contains("--fill `backfill`"));
     }
 
     #[test]
@@ -889,6 +862,134 @@ mod tests {
         };
         let msg = broken.load(&close()).unwrap_err().to_string();
         assert!(msg.starts_with("bundled BARS.csv: line 2"), "{msg}");
+    }
+
+    #[test]
+    fn delimiters_are_sniffed() {
+        for delimiter in [";", "\t", "|"] {
+            let text = "Date,Close\n2024-01-01,1.5\n2024-01-02,2.5\n2024-01-03,3.5\n".replace(',', delimiter);
+            let data = load(&text, &close()).unwrap();
+            assert_eq!(
+                data.series[0].column("close").unwrap(),
+                &[1.5, 2.5, 3.5],
+                "{delimiter:?}"
+            );
+        }
+        // A byte-order mark (Excel's UTF-8) is not part of the first name.
+        let data = load(
+            "\u{feff}Date,Close\n2024-01-01,1\n2024-01-02,2\n2024-01-03,3\n",
+            &close(),
+        )
+        .unwrap();
+        assert_eq!(data.series[0].len(), 3);
+    }
+
+    #[test]
+    fn a_european_excel_file_with_semicolons_day_first_dates_and_decimal_commas() {
+        let text = "Datum;Schluss\n29.01.2024;1,0852\n30.01.2024;1,0843\n31.01.2024;1,0818\n01.02.2024;1,0872\n";
+        let mut options = LoadOptions::columns(&["Schluss"]);
+        options.timestamp_column = Some("Datum".into());
+        let data = load(text, &options).unwrap();
+        assert_eq!(
+            data.series[0].column("schluss").unwrap(),
+            &[1.0852, 1.0843, 1.0818, 1.0872]
+        );
+        assert_eq!(data.format_time(data.series[0].timestamps[3]), "2024-02-01");
+        assert!(data.report.notes.iter().any(|n| n.contains("decimal comma")));
+    }
+
+    #[test]
+    fn a_headerless_long_file_is_told_from_a_header_by_its_numbers() {
+        let text = "AAPL,2024-01-01,1\nAAPL,2024-01-02,2\nAAPL,2024-01-03,3\n";
+        let msg = load(text, &close()).unwrap_err().to_string();
+        assert!(
+            msg.contains("pass `--no-header --columns symbol,timestamp,close`"),
+            "{msg}"
+        );
+        let mut options = close();
+        options.read.no_header = true;
+        options.read.column_names = vec!["symbol".into(), "timestamp".into(), "close".into()];
+        let data = load(text, &options).unwrap();
+        assert_eq!(data.series[0].id.as_deref(), Some("AAPL"));
+        let data = load(&format!("symbol,timestamp,close\n{text}"), &close()).unwrap();
+        assert_eq!(data.series[0].column("close").unwrap(), &[1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn yfinance_with_several_tickers_names_columns_by_ticker() {
+        let text = "Price,Close,Close\nTicker,AAPL,MSFT\nDate,,\n2024-01-02,185.64,370.87\n2024-01-03,184.25,370.6\n2024-01-04,181.91,367.94\n";
+        let msg = load(text, &close()).unwrap_err().to_string();
+        assert!(msg.contains("found: Date, Close.AAPL, Close.MSFT"), "{msg}");
+        let data = load(text, &LoadOptions::columns(&["Close.MSFT"])).unwrap();
+        assert_eq!(data.series[0].column("close.msft").unwrap(), &[370.87, 370.6, 367.94]);
+        assert!(data.report.notes.iter().any(|n| n.contains("several tickers")));
+    }
+
+    #[test]
+    fn a_headerless_file_is_refused_with_names_that_work() {
+        let text = "2024-01-01,1,2\n2024-01-02,3,4\n2024-01-03,5,6\n";
+        let msg = load(text, &close()).unwrap_err().to_string();
+        assert!(
+            msg.contains("is data, not a header") && msg.contains("pass `--no-header --columns timestamp,close,col3`"),
+            "{msg}"
+        );
+        let mut options = close();
+        options.read.no_header = true;
+        options.read.column_names = vec!["timestamp".into(), "close".into(), "col3".into()];
+        let data = load(text, &options).unwrap();
+        assert_eq!(data.series[0].column("close").unwrap(), &[1.0, 3.0, 5.0]);
+    }
+
+    #[test]
+    fn ambiguous_commas_are_refused_with_the_flag_that_reads_them() {
+        let text = "Date,Close\n2024-01-01,999\n2024-01-02,\"1,500\"\n2024-01-03,\"1,250\"\n";
+        let msg = load(text, &close()).unwrap_err().to_string();
+        assert!(
+            msg.contains("`1,500` is not a number")
+                && msg.contains("`--thousands ,`")
+                && msg.contains("`--thousands .`"),
+            "{msg}"
+        );
+        let mut options = close();
+        options.read.thousands = Some(',');
+        assert_eq!(
+            load(text, &options).unwrap().series[0].column("close").unwrap(),
+            &[999.0, 1500.0, 1250.0]
+        );
+        // `1,5` cannot be thousands: a decimal comma.
+        let data = load("Date,Close\n2024-01-01,1\n2024-01-02,\"1,5\"\n2024-01-03,3\n", &close()).unwrap();
+        assert_eq!(data.series[0].column("close").unwrap(), &[1.0, 1.5, 3.0]);
+    }
+
+    /// Issue 16: a missing close is filled by `--fill forward` (the advice of the backtest's
+    /// error) or dropped by `--drop-missing`.
+    #[test]
+    fn missing_values_are_filled_forward_or_dropped() {
+        let text = "Date,Close\n2024-01-01,1\n2024-01-02,null\n2024-01-03,3\n2024-01-04,\n2024-01-05,5\n";
+        let mut options = close();
+        options.gaps = Gaps::ForwardFill;
+        let data = load(text, &options).unwrap();
+        assert_eq!(data.series[0].column("close").unwrap(), &[1.0, 1.0, 3.0, 3.0, 5.0]);
+        assert!(data
+            .report
+            .notes
+            .iter()
+            .any(|n| n.contains("forward-filled 2 missing value(s)")));
+        let mut options = close();
+        options.missing = Missing::Drop;
+        let data = load(text, &options).unwrap();
+        assert_eq!(data.series[0].column("close").unwrap(), &[1.0, 3.0, 5.0]);
+    }
+
+    #[test]
+    fn standard_input_is_named_in_messages() {
+        let source = DataSource::Stdin(b"Date,Close\n2024-01-01,1\n2024-01-02,x\n2024-01-03,3\n");
+        assert_eq!((source.to_string(), source.stem()), ("<stdin>".into(), "stdin".into()));
+        let msg = source.load(&close()).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("<stdin>: line 3, column `Close`: `x` is not a number"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::reader::RowIter;
 use parquet::record::Field;
 
 use crate::time::{format_timestamp, TimestampStyle};
@@ -36,8 +37,8 @@ fn cell(field: &Field) -> String {
     }
 }
 
-/// The column names and the rows of cells of the Parquet file at `path`.
-pub(crate) fn read(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), DataError> {
+/// The column names of the Parquet file at `path` and its rows of cells, streamed.
+pub(crate) fn read(path: &Path) -> Result<(Vec<String>, crate::table::ParquetRows), DataError> {
     let invalid = |message: String| DataError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -56,18 +57,21 @@ pub(crate) fn read(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), DataE
         .iter()
         .map(|f| f.name().to_string())
         .collect();
-    let rows = reader
-        .get_row_iter(None)
-        .map_err(|e| invalid(format!("cannot read rows: {e}")))?
-        .map(|row| {
-            let row = row.map_err(|e| invalid(format!("cannot read a row: {e}")))?;
-            Ok(row.get_column_iter().map(|(_, field)| cell(field)).collect())
-        })
-        .collect::<Result<Vec<Vec<String>>, DataError>>()?;
-    if rows.iter().any(|r: &Vec<String>| r.len() != headers.len()) {
-        return Err(invalid("nested columns are not supported; use a flat table".into()));
-    }
-    Ok((headers, rows))
+    let width = headers.len();
+    let owned = path.to_path_buf();
+    let rows = RowIter::from_file_into(Box::new(reader)).map(move |row| {
+        let invalid = |message: String| DataError::Invalid {
+            path: owned.clone(),
+            message,
+        };
+        let row = row.map_err(|e| invalid(format!("cannot read a row: {e}")))?;
+        let cells: Vec<String> = row.get_column_iter().map(|(_, field)| cell(field)).collect();
+        if cells.len() != width {
+            return Err(invalid("nested columns are not supported; use a flat table".into()));
+        }
+        Ok(cells)
+    });
+    Ok((headers, Box::new(rows)))
 }
 
 #[cfg(test)]
@@ -103,6 +107,50 @@ mod tests {
         assert_eq!(series.len(), 30);
         assert_eq!(series.column("close").unwrap()[0], 100.34);
         assert!(series.calendar.weekdays_only);
+    }
+
+    /// Issue 16: pandas writes an unnamed DatetimeIndex as `__index_level_0__`, in epoch
+    /// nanoseconds (TIMESTAMP(NANOS)); written here the same way.
+    #[test]
+    fn a_dataframe_with_a_datetime_index() {
+        use std::sync::Arc;
+
+        use parquet::data_type::{DoubleType, Int64Type};
+        use parquet::file::properties::WriterProperties;
+        use parquet::file::writer::SerializedFileWriter;
+        use parquet::schema::parser::parse_message_type;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bars.parquet");
+        let schema = parse_message_type(
+            "message schema { REQUIRED DOUBLE Close; REQUIRED INT64 __index_level_0__ (TIMESTAMP(NANOS,false)); }",
+        )
+        .unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        let mut writer =
+            SerializedFileWriter::new(file, Arc::new(schema), Arc::new(WriterProperties::builder().build())).unwrap();
+        let mut group = writer.next_row_group().unwrap();
+        let hour = 3_600_000_000_000_i64;
+        let start = 1_704_067_200_000_000_000_i64;
+        let mut column = group.next_column().unwrap().unwrap();
+        column
+            .typed::<DoubleType>()
+            .write_batch(&[1.25, 1.5, 1.75, 2.0], None, None)
+            .unwrap();
+        column.close().unwrap();
+        let mut column = group.next_column().unwrap().unwrap();
+        let times: Vec<i64> = (0..4).map(|i| start + i * hour).collect();
+        column.typed::<Int64Type>().write_batch(&times, None, None).unwrap();
+        column.close().unwrap();
+        group.close().unwrap();
+        writer.close().unwrap();
+
+        let data = load_csv(&path, &LoadOptions::columns(&["close"])).unwrap();
+        let series = &data.series[0];
+        assert_eq!(series.column("close").unwrap(), &[1.25, 1.5, 1.75, 2.0]);
+        assert_eq!(series.calendar.step, 3600);
+        assert_eq!(data.format_time(series.timestamps[1]), "2024-01-01 01:00:00");
+        assert!(data.report.notes.iter().any(|n| n.contains("__index_level_0__")));
     }
 
     #[test]

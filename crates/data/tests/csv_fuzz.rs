@@ -16,6 +16,7 @@ fn options(gaps: Gaps, keep_last: bool) -> LoadOptions {
             Duplicates::Error
         },
         gaps,
+        ..LoadOptions::default()
     }
 }
 

@@ -10,6 +10,7 @@ use chronos2::executor::{GroupLayout, Precision};
 use chronos2::{Chronos2Model, Config, ForwardPass, ModelInput, ModelOutput};
 use chronos2_kernels::pool::Pool;
 
+use crate::cache::{self, CacheOutcome, CachePolicy};
 use crate::packed_model::PackedModel;
 use crate::plan::Plan;
 use crate::settings::CompileMode;
@@ -22,8 +23,11 @@ pub struct EngineStats {
     pub plans_built: usize,
     /// Time spent building plans.
     pub planning_time: Duration,
-    /// Time spent repacking the weights at load.
+    /// Time spent preparing the weights at load: repacking them, or mapping and checking a
+    /// compile-cache entry.
     pub packing_time: Duration,
+    /// What the compile cache did at load.
+    pub cache: CacheOutcome,
     /// Bytes of repacked weights held (halved for the blocks in bf16).
     pub packed_bytes: usize,
     /// Precision of the encoder blocks.
@@ -88,6 +92,7 @@ pub struct CompiledModel {
     plans_built: AtomicUsize,
     planning_nanos: AtomicU64,
     packing_time: Duration,
+    cache_outcome: CacheOutcome,
     calls: AtomicUsize,
 }
 
@@ -109,17 +114,43 @@ impl CompiledModel {
     /// is exact; switching one off shows what it gains, and its parity is tested on its own)
     /// and the precision of the encoder blocks.
     pub fn with_options(eager: Arc<Chronos2Model>, options: CompileOptions, pool: Arc<Pool>) -> Self {
+        match Self::with_cache(eager, options, pool, CachePolicy::Never, None) {
+            Ok(model) => model,
+            Err(never) => unreachable!("without a cache, preparing cannot fail: {never}"),
+        }
+    }
+
+    /// As [`with_options`](Self::with_options), the prepared weights read from (or written
+    /// to) the compile cache in `dir` as `policy` says (see [`crate::cache`]); any warning
+    /// (a stale entry rebuilt, a directory that cannot be written) is printed once on stderr
+    /// and kept in [`EngineStats::cache`].
+    ///
+    /// # Errors
+    /// [`EngineError::Cache`] when `policy` is `only` and there is no valid entry.
+    pub fn with_cache(
+        eager: Arc<Chronos2Model>,
+        options: CompileOptions,
+        pool: Arc<Pool>,
+        policy: CachePolicy,
+        dir: Option<&std::path::Path>,
+    ) -> Result<Self, EngineError> {
         let started = Instant::now();
-        let packed = PackedModel::new(
-            eager.weights(),
+        let prepared = cache::prepare(
+            &eager,
             options.optimizations.fused_qkv,
             options.precision,
             &pool,
-        );
-        Self {
+            policy,
+            dir,
+        )?;
+        for note in prepared.rejected.iter().chain(prepared.outcome.warning().as_ref()) {
+            let _ = writeln!(std::io::stderr(), "warning: {note}");
+        }
+        Ok(Self {
             packing_time: started.elapsed(),
+            cache_outcome: prepared.outcome,
             eager,
-            packed,
+            packed: prepared.model,
             pool,
             options,
             cache: Mutex::new(Cache {
@@ -134,7 +165,7 @@ impl CompiledModel {
             plans_built: AtomicUsize::new(0),
             planning_nanos: AtomicU64::new(0),
             calls: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// Refuses to plan buckets whose arena would exceed `bytes` (such calls fall back to eager).
@@ -184,6 +215,7 @@ impl CompiledModel {
             plans_built: self.plans_built.load(Ordering::SeqCst),
             planning_time: Duration::from_nanos(self.planning_nanos.load(Ordering::SeqCst)),
             packing_time: self.packing_time,
+            cache: self.cache_outcome.clone(),
             packed_bytes: self.packed.bytes(),
             precision: self.options.precision,
             plans_cached: self.cache.lock().map(|c| c.plans.len()).unwrap_or(0),

@@ -7,6 +7,9 @@
 //! * [`CompiledModel`]: weights repacked once; one plan (arena, group layout, scratch) per
 //!   shape bucket; allocation-free calls after warm-up; one-way fallback to eager.
 //! * One [`Pool`] per engine, sized by `--threads`, runs every kernel of either mode.
+//! * [`Device`]: `--device cpu|cuda[:N]` / `CHRONOS_DEVICE`. With the cargo feature `cuda`,
+//!   a GPU device runs the same description on the CUDA executor (`chronos2_cuda`, eager or
+//!   with CUDA graphs); without it, a GPU is refused with the way to build one.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -26,7 +29,9 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod cache;
 mod compiled;
+mod device;
 mod packed_model;
 mod plan;
 mod planned;
@@ -36,11 +41,17 @@ use std::sync::Arc;
 
 use chronos2::{Chronos2Model, Config, ForwardPass, ModelInput, ModelOutput};
 
+pub use cache::{CacheOutcome, CachePolicy};
 pub use chronos2::encoder::Optimizations;
 pub use chronos2::executor::Precision;
 pub use chronos2_kernels::pool::Pool;
 pub use compiled::{CompileOptions, CompiledModel, EngineStats};
+pub use device::Device;
 pub use settings::{CompileMode, Mode, Settings, SettingsFlags};
+
+/// The CUDA executor (cargo feature `cuda`).
+#[cfg(feature = "cuda")]
+pub use chronos2_cuda;
 
 /// Errors of the engines.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +62,9 @@ pub enum EngineError {
     /// A plan could not be built.
     #[error("cannot plan: {0}")]
     Plan(String),
+    /// The compile cache cannot serve the request (`--compile-cache only` without an entry).
+    #[error("{0}")]
+    Cache(String),
     /// A lock was poisoned by a panic in another thread.
     #[error("the engine's plan cache was poisoned by an earlier panic")]
     Poisoned,
@@ -80,18 +94,28 @@ pub struct Engine {
 enum Runner {
     Eager(Arc<Chronos2Model>),
     Compiled(Box<CompiledModel>),
+    /// The CUDA executor (`--device cuda`, eager or compiled with CUDA graphs).
+    #[cfg(feature = "cuda")]
+    Cuda(Box<chronos2_cuda::CudaModel>),
 }
 
 impl Engine {
     /// Builds the engine `settings` ask for around a loaded model, with a pool of
-    /// `settings.threads` threads (0: one per core).
-    pub fn new(model: Arc<Chronos2Model>, settings: &Settings) -> Self {
+    /// `settings.threads` threads (0: one per core). Compiled mode reads its prepared weights
+    /// from the compile cache, or writes them there, as `settings.compile_cache` says.
+    ///
+    /// # Errors
+    /// [`EngineError::Cache`] for `--compile-cache only` without a valid entry.
+    pub fn new(model: Arc<Chronos2Model>, settings: &Settings) -> Result<Self, EngineError> {
         let threads = match settings.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
         let pool = Arc::new(Pool::new(threads));
         let precision = settings.dtype;
+        if let Device::Cuda(ordinal) = settings.device {
+            return Self::on_gpu(model, settings, ordinal, pool);
+        }
         let runner = match settings.mode {
             Mode::Eager if precision == Precision::BFloat16 => Runner::Eager(Arc::new(model.rounded_to_bf16())),
             Mode::Eager => Runner::Eager(model),
@@ -101,13 +125,61 @@ impl Engine {
                     precision,
                     ..CompileOptions::default()
                 };
-                Runner::Compiled(Box::new(CompiledModel::with_options(model, options, Arc::clone(&pool))))
+                Runner::Compiled(Box::new(CompiledModel::with_cache(
+                    model,
+                    options,
+                    Arc::clone(&pool),
+                    settings.compile_cache,
+                    settings.cache_dir.as_deref(),
+                )?))
             }
         };
-        Self {
+        Ok(Self {
             runner,
             pool,
             precision,
+        })
+    }
+
+    /// The CUDA engine on GPU `ordinal`: compiled mode captures CUDA graphs, eager mode
+    /// launches the same steps one by one; any GPU failure falls back to the CPU eager
+    /// executor (one warning, counted).
+    #[cfg(feature = "cuda")]
+    fn on_gpu(
+        model: Arc<Chronos2Model>,
+        settings: &Settings,
+        ordinal: usize,
+        pool: Arc<Pool>,
+    ) -> Result<Self, EngineError> {
+        let options = chronos2_cuda::CudaOptions {
+            ordinal,
+            precision: settings.dtype,
+            graphs: settings.mode == Mode::Compiled,
+            ..chronos2_cuda::CudaOptions::default()
+        };
+        let gpu = chronos2_cuda::CudaModel::new(model, options, Arc::clone(&pool));
+        let runner = Runner::Cuda(Box::new(gpu));
+        Ok(Self {
+            runner,
+            pool,
+            precision: settings.dtype,
+        })
+    }
+
+    /// Without the `cuda` feature there is no GPU engine.
+    #[cfg(not(feature = "cuda"))]
+    fn on_gpu(_: Arc<Chronos2Model>, _: &Settings, ordinal: usize, _: Arc<Pool>) -> Result<Self, EngineError> {
+        Err(EngineError::Settings(format!(
+            "--device cuda:{ordinal}: this chronos2 was built without GPU support; rebuild with `--features cuda`"
+        )))
+    }
+
+    /// The CUDA engine, if running on a GPU.
+    #[cfg(feature = "cuda")]
+    pub fn cuda(&self) -> Option<&chronos2_cuda::CudaModel> {
+        match &self.runner {
+            Runner::Cuda(model) => Some(model),
+            _ => None,
         }
     }
 
@@ -124,8 +196,8 @@ impl Engine {
     /// The compiled engine, if compiled.
     pub fn compiled(&self) -> Option<&CompiledModel> {
         match &self.runner {
-            Runner::Eager(_) => None,
             Runner::Compiled(c) => Some(c),
+            _ => None,
         }
     }
 
@@ -142,6 +214,8 @@ impl Engine {
         match &self.runner {
             Runner::Eager(model) => Ok(model.forward_in(input, &self.pool, self.precision)?),
             Runner::Compiled(compiled) => compiled.forward(input),
+            #[cfg(feature = "cuda")]
+            Runner::Cuda(model) => Ok(ForwardPass::forward(model.as_ref(), input)?),
         }
     }
 
@@ -150,6 +224,8 @@ impl Engine {
         match &self.runner {
             Runner::Eager(model) => model,
             Runner::Compiled(compiled) => compiled.eager(),
+            #[cfg(feature = "cuda")]
+            Runner::Cuda(model) => model.eager(),
         }
     }
 
@@ -169,10 +245,18 @@ impl ForwardPass for Engine {
     }
 
     fn plans_built(&self) -> usize {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = self.cuda() {
+            return gpu.plans_built();
+        }
         self.stats().map_or(0, |s| s.plans_built)
     }
 
     fn fallbacks(&self) -> usize {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = self.cuda() {
+            return gpu.fallbacks();
+        }
         self.stats().map_or(0, |s| s.fallbacks)
     }
 }
@@ -192,7 +276,7 @@ mod tests {
                     threads,
                     ..Settings::default()
                 };
-                let engine = Engine::new(Arc::clone(&model), &settings);
+                let engine = Engine::new(Arc::clone(&model), &settings).unwrap();
                 assert_eq!(engine.threads(), threads);
                 if let Some(compiled) = engine.compiled() {
                     assert_eq!(compiled.pool().threads(), threads);

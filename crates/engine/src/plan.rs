@@ -2,14 +2,15 @@
 //! planned executor's scratch, and the GEMM threading choices. Built once, then every call of
 //! the bucket runs on it without allocating.
 
-use chronos2::encoder::{self, ActivationArena, Pass};
+use chronos2::encoder::{ActivationArena, Pass};
 use chronos2::executor::{Layer, Precision};
 use chronos2::{Config, ModelInput, ModelOutput};
-use chronos2_kernels::bf16::{packed_bf16_pays, pairs};
 use chronos2_kernels::pool::Pool;
 
 use crate::packed_model::PackedModel;
-use crate::planned::{gemm_kind, group_scratch_len, AttentionScratch, PlannedExecutor, ThreadChoice, GEMM_KINDS};
+use crate::planned::{
+    gemm_kind, group_scratch_len, AttentionScratch, InputScratch, PlannedExecutor, ThreadChoice, GEMM_KINDS,
+};
 use crate::EngineError;
 
 /// A built plan.
@@ -21,10 +22,8 @@ pub(crate) struct Plan {
     /// attention outputs and per-run work, whichever is larger).
     scratch: Vec<f32>,
     scratch_layout: AttentionScratch,
-    /// bf16 pairs of the widest bf16 layer input (empty in f32).
-    pairs: Vec<u32>,
-    /// The widest bf16 layer input rounded, for f32-packed bf16 weights (else empty).
-    rounded: Vec<f32>,
+    /// The widest low-precision layer input, rounded or quantized (empty in f32).
+    input: InputScratch,
     pub threads: ThreadChoice,
     /// Logical clock of the last use (for LRU eviction).
     pub last_used: u64,
@@ -37,35 +36,28 @@ impl Plan {
         time.max(group_scratch_len(config, &pass.layout, pass.tokens, 2 * threads))
     }
 
-    /// Words of bf16 scratch `(pairs, rounded)`: the widest block layer input for every
-    /// token, as bf16 pairs or as rounded f32 values, whichever the packed weights take.
-    fn rounding_lens(config: &Config, pass: &Pass, precision: Precision) -> (usize, usize) {
+    /// The widest encoder-block layer input: `(tokens, widest)`.
+    fn widest_input(config: &Config, pass: &Pass) -> (usize, usize) {
         let widest = config.d_model.max(config.inner_dim()).max(config.d_ff);
-        let tokens = pass.rows * pass.tokens;
-        match precision {
-            Precision::Float32 => (0, 0),
-            Precision::BFloat16 if packed_bf16_pays() => (tokens * pairs(widest), 0),
-            Precision::BFloat16 => (0, tokens * widest),
-        }
+        (pass.rows * pass.tokens, widest)
     }
 
     /// Bytes the plan for `pass` needs (arena and scratch) on a pool of `threads` threads.
     pub fn bytes(config: &Config, pass: &Pass, threads: usize, precision: Precision) -> usize {
-        ActivationArena::bytes(config, pass) + Self::scratch_len(config, pass, threads) * std::mem::size_of::<f32>() + {
-            let (pairs, rounded) = Self::rounding_lens(config, pass, precision);
-            (pairs + rounded) * std::mem::size_of::<f32>()
-        }
+        let (tokens, widest) = Self::widest_input(config, pass);
+        ActivationArena::bytes(config, pass)
+            + Self::scratch_len(config, pass, threads) * std::mem::size_of::<f32>()
+            + InputScratch::bytes(tokens, widest, precision)
     }
 
     /// Sizes and allocates everything for `pass`, once.
     pub fn new(config: &Config, pass: Pass, threads: usize, precision: Precision) -> Self {
         let scratch_layout = AttentionScratch::new(pass.tokens, config.d_kv);
-        let (pairs, rounded) = Self::rounding_lens(config, &pass, precision);
+        let (tokens, widest) = Self::widest_input(config, &pass);
         Self {
             arena: ActivationArena::new(config, &pass),
             scratch: vec![0.0; Self::scratch_len(config, &pass, threads)],
-            pairs: vec![0; pairs],
-            rounded: vec![0.0; rounded],
+            input: InputScratch::new(tokens, widest, precision),
             scratch_layout,
             threads: ThreadChoice::default(),
             last_used: 0,
@@ -96,24 +88,16 @@ impl Plan {
         input: &ModelInput,
         out: &mut ModelOutput,
     ) -> Result<(), EngineError> {
-        let mut executor = PlannedExecutor {
+        let executor = PlannedExecutor {
             config,
             model,
             pool,
             threads: self.threads,
             scratch: &mut self.scratch,
             scratch_layout: self.scratch_layout,
-            pairs: &mut self.pairs,
-            rounded: &mut self.rounded,
+            input: &mut self.input,
         };
-        encoder::forward(
-            &mut executor,
-            config,
-            &self.pass,
-            input,
-            &mut self.arena.activations(),
-            out,
-        )?;
+        self.arena.forward(executor, config, &self.pass, input, out)?;
         Ok(())
     }
 
@@ -157,11 +141,10 @@ impl Plan {
                     },
                     scratch: &mut scratch,
                     scratch_layout: self.scratch_layout,
-                    pairs: &mut self.pairs,
-                    rounded: &mut self.rounded,
+                    input: &mut self.input,
                 };
                 let started = std::time::Instant::now();
-                chronos2::executor::Executor::linear(&mut executor, layer, &x, rows, &mut y, false);
+                chronos2::executor::HostKernels::linear(&mut executor, layer, &x, rows, &mut y, false);
                 started.elapsed()
             };
             let mut best = [std::time::Duration::MAX; 2];

@@ -15,9 +15,10 @@
 //! Nothing here allocates: buffers come from the plan's arena and scratch.
 
 use chronos2::eager::additive_mask;
-use chronos2::executor::{Executor, GroupLayout, Layer, Norm, ResidualPart};
+use chronos2::executor::{GroupLayout, HostKernels, Layer, Norm, Precision, ResidualPart};
 use chronos2::Config;
-use chronos2_kernels::bf16::{linear_bf16, pairs, round_bf16, to_bf16_pairs};
+use chronos2_kernels::bf16::{linear_bf16, packed_bf16_pays, pairs, round_bf16, to_bf16_pairs};
+use chronos2_kernels::int8;
 use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
 use chronos2_kernels::packed::{linear, pack_columns_into, pack_into, pack_rows_into, packed_len, PackedRef};
 use chronos2_kernels::pool::Pool;
@@ -115,10 +116,8 @@ pub(crate) struct PlannedExecutor<'a> {
     /// Attention scratch (see `Plan`).
     pub scratch: &'a mut [f32],
     pub scratch_layout: AttentionScratch,
-    /// bf16 pairs of a bf16 layer's input (empty in f32).
-    pub pairs: &'a mut [u32],
-    /// A bf16 layer's input rounded to bf16, for f32-packed bf16 weights (else empty).
-    pub rounded: &'a mut [f32],
+    /// A low-precision layer's input, rounded or quantized (see [`InputScratch`]).
+    pub input: &'a mut InputScratch,
 }
 
 /// One layer of a packed residual block.
@@ -130,11 +129,43 @@ fn part(block: &PackedResidual, part: ResidualPart) -> &PackedLinear {
     }
 }
 
-/// Scratch for a bf16 layer's rounded input: pairs for bf16 panels, f32 values for
-/// f32-packed bf16 weights.
-pub(crate) struct RoundingScratch<'a> {
-    pub pairs: &'a mut [u32],
-    pub rounded: &'a mut [f32],
+/// Scratch for a low-precision layer's input, sized once per plan for the widest layer input
+/// of every token: bf16 pairs for bf16 panels, rounded f32 values for f32-packed bf16
+/// weights, quantized rows and their scales for int8.
+#[derive(Default)]
+pub(crate) struct InputScratch {
+    pairs: Vec<u32>,
+    rounded: Vec<f32>,
+    quantized: Vec<u8>,
+    row_scales: Vec<f32>,
+}
+
+impl InputScratch {
+    /// Scratch for `tokens` inputs of up to `widest` values in `precision`.
+    pub fn new(tokens: usize, widest: usize, precision: Precision) -> Self {
+        let mut scratch = Self::default();
+        match precision {
+            Precision::Float32 => {}
+            Precision::BFloat16 if packed_bf16_pays() => scratch.pairs = vec![0; tokens * pairs(widest)],
+            Precision::BFloat16 => scratch.rounded = vec![0.0; tokens * widest],
+            Precision::Int8 => {
+                scratch.quantized = vec![0; tokens * int8::row_bytes(widest)];
+                scratch.row_scales = vec![0.0; tokens];
+            }
+        }
+        scratch
+    }
+
+    /// Bytes [`new`](Self::new) allocates.
+    pub fn bytes(tokens: usize, widest: usize, precision: Precision) -> usize {
+        tokens
+            * match precision {
+                Precision::Float32 => 0,
+                Precision::BFloat16 if packed_bf16_pays() => std::mem::size_of::<u32>() * pairs(widest),
+                Precision::BFloat16 => std::mem::size_of::<f32>() * widest,
+                Precision::Int8 => int8::row_bytes(widest) + std::mem::size_of::<f32>(),
+            }
+    }
 }
 
 /// `y (+)= x·Wᵀ + b` with a packed layer into columns `[at, at + n)` of `y` (row stride
@@ -149,7 +180,7 @@ fn apply(
     at: usize,
     accumulate: bool,
     pool: &Pool,
-    scratch: &mut RoundingScratch<'_>,
+    scratch: &mut InputScratch,
 ) {
     let (k, bias) = (layer.weight.k(), layer.bias.as_deref());
     match &layer.weight {
@@ -168,6 +199,17 @@ fn apply(
                 }
             });
             linear(&mut y[at..], ldy, xr, k, rows, w.view(), bias, accumulate, pool);
+        }
+        PackedMatrix::Int8(w) => {
+            let width = int8::row_bytes(k);
+            let (xq, scales) = (&mut scratch.quantized[..rows * width], &mut scratch.row_scales[..rows]);
+            int8::quantize_rows(x, k, rows, k, xq, scales, pool);
+            let quantized = int8::QuantizedRows {
+                data: xq,
+                ld: width,
+                scales,
+            };
+            int8::linear_int8(&mut y[at..], ldy, quantized, rows, w, bias, accumulate, pool);
         }
     }
 }
@@ -191,7 +233,7 @@ impl<'a> PlannedExecutor<'a> {
         y: &mut [f32],
         accumulate: bool,
         pool: &Pool,
-        scratch: &mut RoundingScratch<'_>,
+        scratch: &mut InputScratch,
     ) {
         match qkv {
             PackedQkv::Fused { qkv, .. } => apply(qkv, x, rows, y, 3 * inner, 0, accumulate, pool, scratch),
@@ -204,15 +246,11 @@ impl<'a> PlannedExecutor<'a> {
     }
 }
 
-impl Executor for PlannedExecutor<'_> {
+impl HostKernels for PlannedExecutor<'_> {
     fn linear(&mut self, layer: Layer, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool) {
         let (model, pool, inner) = (self.model, self.pool_for(layer), self.config.inner_dim());
         let blocks = &model.blocks;
-        let mut scratch = RoundingScratch {
-            pairs: &mut *self.pairs,
-            rounded: &mut *self.rounded,
-        };
-        let scratch = &mut scratch;
+        let scratch = &mut *self.input;
         let single = match layer {
             Layer::TimeQkv(i) => return Self::qkv(inner, &blocks[i].time_qkv, x, rows, y, accumulate, pool, scratch),
             Layer::GroupQkv(i) => return Self::qkv(inner, &blocks[i].group_qkv, x, rows, y, accumulate, pool, scratch),

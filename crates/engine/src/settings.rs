@@ -7,6 +7,10 @@ use std::fmt;
 
 use chronos2::executor::Precision;
 
+use std::path::PathBuf;
+
+use crate::cache::{self, CachePolicy};
+use crate::device::Device;
 use crate::EngineError;
 
 /// Eager (op by op, the reference path) or compiled (planned, fused, preallocated).
@@ -67,6 +71,12 @@ pub struct Settings {
     pub notes: Vec<String>,
     /// Buckets to plan at load (`ROWSxCONTEXTxHORIZON,...`), compiled mode only.
     pub warmup: Option<String>,
+    /// Where the model runs (`--device`, `CHRONOS_DEVICE`).
+    pub device: Device,
+    /// Compile-cache policy (`--compile-cache`, `CHRONOS_COMPILE_CACHE`), compiled mode only.
+    pub compile_cache: CachePolicy,
+    /// Compile-cache directory (`CHRONOS2_CACHE_DIR`, else the platform cache directory).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -79,6 +89,9 @@ impl Default for Settings {
             dtype: Precision::Float32,
             notes: Vec::new(),
             warmup: None,
+            device: Device::Cpu,
+            compile_cache: CachePolicy::Prefer,
+            cache_dir: None,
         }
     }
 }
@@ -96,6 +109,10 @@ pub struct SettingsFlags {
     pub dtype: Option<String>,
     /// `--threads`.
     pub threads: Option<usize>,
+    /// `--device`.
+    pub device: Option<String>,
+    /// `--compile-cache`.
+    pub compile_cache: Option<String>,
 }
 
 /// The thread limit never goes below this, whatever the core count.
@@ -231,6 +248,7 @@ impl Settings {
             settings.dtype = match value.trim().to_ascii_lowercase().as_str() {
                 "float32" | "fp32" | "f32" => Precision::Float32,
                 "bfloat16" | "bf16" => Precision::BFloat16,
+                "int8" | "i8" | "qint8" => Precision::Int8,
                 "float16" | "fp16" | "f16" | "half" => {
                     return Err(EngineError::Settings(format!(
                         "{source}={value:?}: float16 is refused: its 5-bit exponent (largest value 65504) overflows on the residual stream of a 120M-parameter transformer and no CPU here multiplies fp16 natively; use bfloat16 (f32's exponent range, the same speed path)"
@@ -238,10 +256,25 @@ impl Settings {
                 }
                 _ => {
                     return Err(EngineError::Settings(format!(
-                        "{source}={value:?} is not a dtype; expected float32 or bfloat16 (also bf16)"
+                        "{source}={value:?} is not a dtype; expected float32, bfloat16 (also bf16) or int8"
                     )))
                 }
             };
+        }
+        if let Some((source, value)) =
+            flag_or_env(&flags.compile_cache, "--compile-cache", &env, "CHRONOS_COMPILE_CACHE")
+        {
+            settings.compile_cache = CachePolicy::parse(source, &value)?;
+        }
+        settings.cache_dir = cache::default_dir_with(|name| env(name).map(Into::into));
+        if let Some((source, value)) = flag_or_env(&flags.device, "--device", &env, "CHRONOS_DEVICE") {
+            settings.device = Device::parse(source, &value)?;
+        }
+        if settings.device != Device::Cpu && settings.dtype == Precision::Int8 {
+            return Err(EngineError::Settings(format!(
+                "--dtype int8 runs on the CPU only; with --device {} use float32 or bfloat16",
+                settings.device.name()
+            )));
         }
         settings.threads = flags.threads.unwrap_or(0);
         let limit = max_threads();
@@ -267,11 +300,16 @@ impl fmt::Display for Settings {
             Mode::Eager => write!(f, "mode=eager dtype={} threads={threads}", self.dtype.name()),
             Mode::Compiled => write!(
                 f,
-                "mode=compiled compile_mode={} backend={} dtype={} threads={threads}",
+                "mode=compiled compile_mode={} backend={} dtype={} threads={threads} compile_cache={}",
                 self.compile_mode.name(),
                 self.backend,
-                self.dtype.name()
+                self.dtype.name(),
+                self.compile_cache.name()
             ),
+        }?;
+        match self.device {
+            Device::Cpu => Ok(()),
+            gpu => write!(f, " device={}", gpu.name()),
         }
     }
 }
@@ -432,12 +470,74 @@ mod tests {
             .contains("unknown --mode `fast`"));
     }
 
+    /// Issue 18: the device comes from `--device`, else `CHRONOS_DEVICE`, else the CPU.
+    #[test]
+    fn device_flag_beats_its_variable() {
+        let flags = |device: Option<&str>| SettingsFlags {
+            device: device.map(Into::into),
+            ..SettingsFlags::default()
+        };
+        assert_eq!(resolve(flags(None), &[]).unwrap().device, Device::Cpu);
+        let s = resolve(flags(Some("cpu")), &[("CHRONOS_DEVICE", "cuda:1")]).unwrap();
+        assert_eq!(s.device, Device::Cpu);
+        let err = resolve(flags(None), &[("CHRONOS_DEVICE", "tpu")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CHRONOS_DEVICE=\"tpu\""), "{err}");
+        if cfg!(feature = "cuda") {
+            let s = resolve(flags(None), &[("CHRONOS_DEVICE", "cuda:1")]).unwrap();
+            assert_eq!(s.device, Device::Cuda(1));
+            assert!(s.to_string().ends_with(" device=cuda:1"), "{s}");
+            let int8 = SettingsFlags {
+                dtype: Some("int8".into()),
+                ..flags(Some("cuda"))
+            };
+            let err = resolve(int8, &[]).unwrap_err().to_string();
+            assert!(err.contains("int8 runs on the CPU only"), "{err}");
+        }
+    }
+
     #[test]
     fn display_is_one_line() {
         let s = resolve(SettingsFlags::default(), &[("TORCH_COMPILED", "1")]).unwrap();
         assert_eq!(
             s.to_string(),
-            "mode=compiled compile_mode=reduce-overhead backend=cpu dtype=float32 threads=all cores"
+            "mode=compiled compile_mode=reduce-overhead backend=cpu dtype=float32 threads=all cores compile_cache=prefer"
+        );
+    }
+
+    /// Issue 19: `int8` (also `i8`, `CHRONOS_DTYPE=int8`) is a precision.
+    #[test]
+    fn int8_is_a_dtype() {
+        let s = resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", "INT8")]).unwrap();
+        assert_eq!(s.dtype, Precision::Int8);
+        assert!(s.to_string().contains("dtype=int8"));
+        let flag = SettingsFlags {
+            dtype: Some("i8".into()),
+            ..SettingsFlags::default()
+        };
+        assert_eq!(resolve(flag, &[]).unwrap().dtype, Precision::Int8);
+    }
+
+    /// Issue 20: `--compile-cache` beats `CHRONOS_COMPILE_CACHE`; unknown values name the
+    /// source and the choices; the directory follows `CHRONOS2_CACHE_DIR`.
+    #[test]
+    fn compile_cache_policy_and_directory() {
+        let vars = [("CHRONOS_COMPILE_CACHE", "only"), ("CHRONOS2_CACHE_DIR", "/tmp/c2")];
+        let s = resolve(SettingsFlags::default(), &vars).unwrap();
+        assert_eq!(s.compile_cache, CachePolicy::Only);
+        assert_eq!(s.cache_dir.as_deref(), Some(std::path::Path::new("/tmp/c2")));
+        let flag = SettingsFlags {
+            compile_cache: Some("Never".into()),
+            ..SettingsFlags::default()
+        };
+        assert_eq!(resolve(flag, &vars).unwrap().compile_cache, CachePolicy::Never);
+        let err = resolve(SettingsFlags::default(), &[("CHRONOS_COMPILE_CACHE", "always")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CHRONOS_COMPILE_CACHE `always`") && err.contains("prefer, never or only"),
+            "{err}"
         );
     }
 }

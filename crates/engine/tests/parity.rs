@@ -158,13 +158,13 @@ fn trimmed_last_block_alone_matches_eager_and_reference() {
     assert_parity(only(|o| o.trimmed_last_block = true));
 }
 
-/// The planned executor in bf16 against the eager executor in bf16 (same roundings, plain
-/// products) on every fixture case: `(case, worst vs bf16 eager, worst bf16 eager vs f32
-/// eager)`, as fractions of the 1e-5 rule.
-fn bf16_results() -> Vec<(String, f64, f64)> {
+/// The planned executor in `precision` against the eager executor in the same precision
+/// (same roundings or quantization, plain products) on every fixture case: `(case, worst vs
+/// eager, worst eager in `precision` vs f32 eager)`, as fractions of the 1e-5 rule.
+fn low_precision_results(precision: Precision) -> Vec<(String, f64, f64)> {
     let dir = fixture_dir();
-    let bf16 = CompileOptions {
-        precision: Precision::BFloat16,
+    let options = CompileOptions {
+        precision,
         ..CompileOptions::default()
     };
     let mut results = Vec::new();
@@ -172,46 +172,57 @@ fn bf16_results() -> Vec<(String, f64, f64)> {
         let model = Chronos2Model::load(dir.join("models").join(&case.model)).unwrap();
         let input = case.input();
         let f32_eager = model.forward(&input).unwrap();
-        let eager = model
-            .rounded_to_bf16()
-            .forward_in(&input, &Pool::new(2), Precision::BFloat16)
-            .unwrap();
-        let compiled = CompiledModel::with_options(Arc::new(model), bf16, pool());
+        let reference = match precision {
+            Precision::BFloat16 => model.rounded_to_bf16(),
+            _ => model.clone(),
+        };
+        let eager = reference.forward_in(&input, &Pool::new(2), precision).unwrap();
+        let compiled = CompiledModel::with_options(Arc::new(model), options, pool());
         let w = check(
             &case.name,
             &compiled.forward(&input).unwrap().quantile_preds,
             &eager.quantile_preds,
         );
-        let drift = check("bf16 vs f32", &eager.quantile_preds, &f32_eager.quantile_preds);
+        let drift = check("low precision vs f32", &eager.quantile_preds, &f32_eager.quantile_preds);
         eprintln!(
-            "{:<40} bf16 compiled vs bf16 eager {w:.3} (bf16 eager vs f32 eager {drift:.1})",
-            case.name
+            "{:<40} {} compiled vs eager {w:.3} (its effect vs f32 eager {drift:.1})",
+            case.name,
+            precision.name()
         );
         results.push((case.name, w, drift));
     }
     results
 }
 
-/// Rule: within the f32 rule wherever bf16 itself moves the output by no more than a few
-/// allowances (the default-init model); where it moves it by hundreds (the O(1)
+/// Rule: within the f32 rule wherever the precision itself moves the output by no more than a
+/// few allowances (the default-init model); where it moves it by hundreds (the O(1)
 /// re-randomised model amplifies every rounding), a value that the two executors reach by
-/// f32 sums differing in the last bit can round to neighbouring bf16 values, so the
-/// disagreement must stay below 15 % of the bf16 effect itself.
-#[test]
-fn bf16_planned_matches_bf16_eager() {
-    let results = bf16_results();
+/// f32 sums differing in the last bit can round (or quantize) to neighbouring values, so the
+/// disagreement must stay below 15 % of the precision's effect itself. The precision really
+/// computes in low precision: it moves the output of every case of the O(1) model.
+fn assert_low_precision_parity(precision: Precision) {
+    let results = low_precision_results(precision);
     assert!(results.len() >= 20);
     for (name, w, drift) in &results {
-        assert!(*w <= 1.0f64.max(0.15 * drift), "{name}: {w} (bf16 effect {drift})");
+        assert!(*w <= 1.0f64.max(0.15 * drift), "{name}: {w} (effect {drift})");
         if name.starts_with("tiny-default") {
             assert!(*w <= 1.0, "{name}: {w}");
         }
     }
-    // bf16 really computes in bf16: it moves the output of every case of the O(1) model.
     assert!(results
         .iter()
         .filter(|(n, ..)| n.starts_with("tiny-random"))
         .all(|(_, _, d)| *d > 10.0));
+}
+
+#[test]
+fn bf16_planned_matches_bf16_eager() {
+    assert_low_precision_parity(Precision::BFloat16);
+}
+
+#[test]
+fn int8_planned_matches_int8_eager() {
+    assert_low_precision_parity(Precision::Int8);
 }
 
 #[test]

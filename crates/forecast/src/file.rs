@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use chronos2::ForwardPass;
-use chronos2_data::{format_timestamp, load_csv, Dataset, LoadOptions};
+use chronos2_data::{load_csv, DataSource, Dataset, LoadOptions};
 
 use crate::error::ForecastError;
 use crate::levels::{at_levels, outside_trained_range};
@@ -106,6 +106,9 @@ fn read_future(
 ) -> Result<Vec<Vec<Vec<f32>>>, ForecastError> {
     let mut load = request.load.clone();
     load.columns = names.to_vec();
+    // The future file has its own header.
+    load.read.no_header = false;
+    load.read.column_names.clear();
     let future = load_csv(path, &load)?;
     data.series
         .iter()
@@ -123,13 +126,13 @@ fn read_future(
                     "{}: {label} needs exactly {} rows at the forecast timestamps {} .. {}, found {} rows from {}",
                     path.display(),
                     request.horizon,
-                    format_timestamp(expected[0], data.style),
-                    format_timestamp(expected[expected.len() - 1], data.style),
+                    data.format_time(expected[0]),
+                    data.format_time(expected[expected.len() - 1]),
                     found.timestamps.len(),
                     found
                         .timestamps
                         .first()
-                        .map_or("nothing".into(), |&t| format_timestamp(t, data.style))
+                        .map_or("nothing".into(), |&t| data.format_time(t))
                 )));
             }
             Ok(found
@@ -148,8 +151,12 @@ pub struct SeriesForecast {
     pub item_id: String,
     /// Target column, as requested.
     pub target_name: String,
-    /// Future timestamps, in the file's style.
+    /// Future timestamps, in the file's style and UTC offset.
     pub timestamps: Vec<String>,
+    /// The first future timestamp as the hosted endpoint writes `start` (`2024-01-07T00:00:00`).
+    pub start: String,
+    /// Digits after the decimal mark the target's values have in the file (print precision).
+    pub decimals: u32,
     /// The median (the reference's "mean").
     pub mean: Vec<f32>,
     /// One series per requested level, in request order.
@@ -169,13 +176,13 @@ pub struct FileForecast {
     pub warnings: Vec<String>,
 }
 
-/// Loads `path` and forecasts every series in it.
+/// Loads `source` and forecasts every series in it.
 ///
 /// # Errors
 /// [`ForecastError::Data`] for unreadable data, [`ForecastError::Input`] for bad options.
 pub fn forecast_file(
     model: &dyn ForwardPass,
-    path: &Path,
+    source: DataSource<'_>,
     request: &FileRequest,
 ) -> Result<FileForecast, ForecastError> {
     if request.horizon == 0 {
@@ -200,14 +207,12 @@ pub fn forecast_file(
     }
     let mut load = request.load.clone();
     load.columns = request.targets.iter().chain(&request.covariates).cloned().collect();
-    let data = load_csv(path, &load)?;
+    let data = source.load(&load)?;
     let future = match &request.future_data {
         Some(future_path) => Some(read_future(request, future_path, &data, &request.future_covariates)?),
         None => None,
     };
-    let stem = path
-        .file_stem()
-        .map_or_else(|| "series".to_string(), |s| s.to_string_lossy().into_owned());
+    let stem = source.stem();
 
     let mut tasks = Vec::new();
     // (series index, target index) of each task's first target, and its target count.
@@ -267,17 +272,16 @@ pub fn forecast_file(
         let series = &data.series[s];
         let read = at_levels(forecast, &config.quantiles, &levels, median);
         let last = *series.timestamps.last().expect("series have at least MIN_ROWS bars");
-        let timestamps: Vec<String> = series
-            .calendar
-            .future(last, request.horizon)
-            .into_iter()
-            .map(|t| format_timestamp(t, data.style))
-            .collect();
+        let future = series.calendar.future(last, request.horizon);
+        let timestamps: Vec<String> = future.iter().map(|&t| data.format_time(t)).collect();
+        let start = data.format_iso(future[0]);
         for k in 0..count {
             forecasts.push(SeriesForecast {
                 item_id: series.label(&stem),
                 target_name: request.targets[first_target + k].clone(),
                 timestamps: timestamps.clone(),
+                start: start.clone(),
+                decimals: data.decimals.get(first_target + k).copied().unwrap_or(4),
                 mean: read.median(k).to_vec(),
                 quantiles: (0..levels.len()).map(|l| read.series(k, l)).collect(),
             });

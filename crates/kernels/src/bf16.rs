@@ -15,8 +15,9 @@
 
 use std::sync::OnceLock;
 
-use crate::packed::{drive, Shape, NR};
+use crate::packed::{check_len, drive, Shape, NR};
 use crate::pool::Pool;
+use crate::storage::{Storage, StorageError};
 use crate::IsaLevel;
 
 /// Rounds `x` to the nearest bfloat16 (ties to even), as its bit pattern. NaN stays NaN.
@@ -80,7 +81,7 @@ pub fn to_bf16_pairs(x: &[f32], ldx: usize, m: usize, k: usize, out: &mut [u32],
 /// A `[n, k]` weight matrix rounded to bf16 and packed for [`linear_bf16`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedBf16 {
-    data: Vec<u32>,
+    data: Storage<u32>,
     n: usize,
     k: usize,
 }
@@ -102,7 +103,25 @@ impl PackedBf16 {
                 }
             }
         }
-        Self { data, n, k }
+        Self {
+            data: data.into(),
+            n,
+            k,
+        }
+    }
+
+    /// A matrix already packed (by [`new`](Self::new), e.g. read back from a cache file).
+    ///
+    /// # Errors
+    /// If `data` does not hold `packed_bf16_len(n, k)` words.
+    pub fn from_packed(data: Storage<u32>, n: usize, k: usize) -> Result<Self, StorageError> {
+        check_len(data.len(), packed_bf16_len(n, k), n, k)?;
+        Ok(Self { data, n, k })
+    }
+
+    /// The packed words (what [`from_packed`](Self::from_packed) takes back).
+    pub fn packed(&self) -> &Storage<u32> {
+        &self.data
     }
 
     /// Output features n.

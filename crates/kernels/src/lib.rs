@@ -32,9 +32,11 @@
 #![deny(missing_docs)]
 
 pub mod bf16;
+pub mod int8;
 pub mod ops;
 pub mod packed;
 pub mod pool;
+pub mod storage;
 
 use pool::Pool;
 

@@ -122,6 +122,16 @@ impl RopeTable {
         self.cos.len() / self.half.max(1)
     }
 
+    /// `cos(angle)`, `(positions, dk/2)` row-major (what a GPU executor uploads).
+    pub fn cos(&self) -> &[f32] {
+        &self.cos
+    }
+
+    /// `sin(angle)`, `(positions, dk/2)` row-major.
+    pub fn sin(&self) -> &[f32] {
+        &self.sin
+    }
+
     /// Rotates one head vector `x` (length `dk`) in place for position `pos`:
     /// `x' = x·cos + rotate_half(x)·sin`, `rotate_half(x) = concat(-x[dk/2..], x[..dk/2])`.
     ///

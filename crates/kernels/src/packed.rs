@@ -13,6 +13,7 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use crate::pool::{Pool, SharedMut};
+use crate::storage::{Storage, StorageError};
 use crate::PARALLEL_MIN_FLOPS;
 
 /// Output columns per packed panel.
@@ -90,7 +91,7 @@ pub fn pack_columns_into<'a>(out: &mut [f32], rows: impl Iterator<Item = &'a [f3
 /// A weight matrix packed for [`linear`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedWeight {
-    data: Vec<f32>,
+    data: Storage<f32>,
     n: usize,
     k: usize,
 }
@@ -100,7 +101,25 @@ impl PackedWeight {
     pub fn new(weight: &[f32], n: usize, k: usize) -> Self {
         let mut data = vec![0.0f32; packed_len(n, k)];
         pack_into(&mut data, crate::MatRef::row_major(weight, n, k));
-        Self { data, n, k }
+        Self {
+            data: data.into(),
+            n,
+            k,
+        }
+    }
+
+    /// A matrix already packed (by [`new`](Self::new), e.g. read back from a cache file).
+    ///
+    /// # Errors
+    /// If `data` does not hold `packed_len(n, k)` elements.
+    pub fn from_packed(data: Storage<f32>, n: usize, k: usize) -> Result<Self, StorageError> {
+        check_len(data.len(), packed_len(n, k), n, k)?;
+        Ok(Self { data, n, k })
+    }
+
+    /// The packed elements (what [`from_packed`](Self::from_packed) takes back).
+    pub fn packed(&self) -> &Storage<f32> {
+        &self.data
     }
 
     /// Packs several `[n_i, k]` weights stacked along n (e.g. Q, K, V into one QKV weight).
@@ -131,6 +150,17 @@ impl PackedWeight {
             n: self.n,
             k: self.k,
         }
+    }
+}
+
+/// Checks that a packed buffer of `len` elements fits an `n x k` matrix needing `expected`.
+pub(crate) fn check_len(len: usize, expected: usize, n: usize, k: usize) -> Result<(), StorageError> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(StorageError::new(format!(
+            "a packed {n}x{k} matrix holds {expected} elements, not {len}"
+        )))
     }
 }
 

@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         threads: Some(threads.parse()?),
         ..SettingsFlags::default()
     })?;
-    let engine = Engine::new(Arc::new(Chronos2Model::load(model)?), &settings);
+    let engine = Engine::new(Arc::new(Chronos2Model::load(model)?), &settings)?;
     let series = load_csv(Path::new(data), &LoadOptions::columns(&["target"]))?.series;
     let tasks: Vec<Task> = series
         .iter()

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use chronos2_backtest::report::{check_output_dir, write_outputs};
-use chronos2_backtest::trading::SimConfig;
-use chronos2_backtest::walkforward::{first_bar_at_or_after, DatedOriginError};
-use chronos2_backtest::{run_backtest, BacktestOptions, StrategyOptions};
-use chronos2_data::{format_timestamp, DataSource, Duplicates, Gaps, IdColumn, LoadOptions, TimestampStyle};
+use chronos2_backtest::trading::{FillAt, SimConfig};
+use chronos2_backtest::walkforward::{first_bar_at_or_after, DatedOriginError, LEVELS};
+use chronos2_backtest::{run_backtest, BacktestOptions, StrategyOptions, Target};
+use chronos2_data::{format_timestamp, DataSource, IdColumn, LoadOptions, TimestampStyle};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -36,14 +36,18 @@ pub struct BacktestArgs {
     windows: usize,
     step: usize,
     first_origin: Option<FirstOrigin>,
-    season: usize,
+    season: Option<usize>,
     trade_step: usize,
     threshold: f64,
     interval: (f32, f32),
     long_only: bool,
+    strategies: Vec<String>,
     fraction: f64,
     fee_bps: f64,
     slippage_bps: f64,
+    spread_bps: f64,
+    fill_at: String,
+    strict: bool,
     batch_size: usize,
     id_column: Option<String>,
     fill: String,
@@ -53,29 +57,18 @@ pub struct BacktestArgs {
 impl BacktestArgs {
     /// How to read the data (`--id-column`, `--keep-last`, `--fill`).
     fn load_options(&self) -> PyResult<LoadOptions> {
-        Ok(LoadOptions {
-            columns: Vec::new(),
-            timestamp_column: None,
-            id_column: IdColumn::from_choice(self.id_column.as_deref()),
-            duplicates: Duplicates::keeping_last(self.keep_last),
-            gaps: Gaps::from_name(&self.fill).ok_or_else(|| {
-                PyValueError::new_err(format!("unknown fill `{}`; expected `none` or `forward`", self.fill))
-            })?,
-        })
+        LoadOptions::from_choices(self.id_column.as_deref(), &self.fill, self.keep_last).map_err(PyValueError::new_err)
     }
 
     /// The walk-forward options; a dated `first_origin` is resolved against `bars`
     /// (`run_backtest` checks the rest, with the CLI's messages).
     fn options(&self, bars: &[i64]) -> PyResult<BacktestOptions> {
-        let joint_ohlc = match self.target.to_ascii_lowercase().as_str() {
-            "close" => false,
-            "ohlc" => true,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown target `{other}` for backtests; expected `close` or `ohlc`"
-                )))
-            }
-        };
+        let fill_at = FillAt::from_name(&self.fill_at).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unknown fill_at `{}`; expected `close` or `next-open`",
+                self.fill_at
+            ))
+        })?;
         let first_origin = match &self.first_origin {
             None => None,
             Some(FirstOrigin::Index(index)) => Some(*index),
@@ -95,19 +88,26 @@ impl BacktestArgs {
             step: self.step,
             first_origin,
             season: self.season,
-            joint_ohlc,
+            target: Target::from_name(&self.target),
+            covariates: Vec::new(),
+            future_covariates: Vec::new(),
+            quantiles: LEVELS.to_vec(),
             batch_size: self.batch_size,
+            strict: self.strict,
             strategy: StrategyOptions {
                 trade_step: self.trade_step,
                 threshold: self.threshold,
                 interval: self.interval,
-                long_only: self.long_only,
+                no_short: self.long_only,
+                strategies: self.strategies.clone(),
                 sim: SimConfig {
                     fraction: self.fraction,
                     fee_bps: self.fee_bps,
                     slippage_bps: self.slippage_bps,
+                    spread_bps: self.spread_bps,
                     hold: self.trade_step,
                     initial_equity: 10_000.0,
+                    fill_at,
                 },
             },
         })
@@ -154,12 +154,13 @@ pub fn backtest(
         // The bar times (and a dated first origin) from the close column, as the CLI reads them.
         let probe = source
             .load(&LoadOptions {
-                columns: vec!["close".into()],
+                columns: vec![Target::from_name(&args.target).traded().to_string()],
                 ..load.clone()
             })
             .map_err(data_error)?;
         let options = args.options(&probe.series[0].timestamps)?;
-        let run = run_backtest(engine, label, source, &load, &options, &mut |_, _| {}).map_err(backtest_error)?;
+        let run =
+            run_backtest(engine, label, &[source], &load, &options, None, &mut |_, _| {}).map_err(backtest_error)?;
         if let Some(dir) = &out {
             write_outputs(&run, dir, "").map_err(backtest_error)?;
         }
@@ -184,11 +185,8 @@ pub fn future_timestamps(py: Python<'_>, times: Vec<i64>, horizon: usize, label:
             let _ = writeln!(csv, "{},0", format_timestamp(t, TimestampStyle::DateTime));
         }
         let options = LoadOptions {
-            columns: vec!["value".into()],
-            timestamp_column: None,
             id_column: IdColumn::None,
-            duplicates: Duplicates::Error,
-            gaps: Gaps::TradingDays,
+            ..LoadOptions::columns(&["value"])
         };
         let data = DataSource::Bundled {
             name: &label,

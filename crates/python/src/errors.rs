@@ -65,7 +65,7 @@ pub fn hub_error(error: HubError) -> PyErr {
 /// A settings or engine error.
 pub fn engine_error(error: EngineError) -> PyErr {
     match error {
-        EngineError::Settings(message) => PyValueError::new_err(message),
+        EngineError::Settings(message) | EngineError::Cache(message) => PyValueError::new_err(message),
         other => model_error(other.into_model_error()),
     }
 }

@@ -124,7 +124,7 @@ impl NativePipeline {
     /// downloaded, `builtin`; default CHRONOS2_MODEL, else the built-in model) and builds the
     /// engine from the settings (arguments beat TORCH_COMPILED / CHRONOS_* variables).
     #[staticmethod]
-    #[pyo3(signature = (model=None, mode=None, compile_mode=None, backend=None, dtype=None, threads=None, offline=false))]
+    #[pyo3(signature = (model=None, mode=None, compile_mode=None, backend=None, dtype=None, threads=None, offline=false, device=None, compile_cache=None))]
     #[allow(clippy::too_many_arguments, reason = "the CLI's model and engine flags")]
     fn load(
         py: Python<'_>,
@@ -135,6 +135,8 @@ impl NativePipeline {
         dtype: Option<String>,
         threads: Option<usize>,
         offline: bool,
+        device: Option<String>,
+        compile_cache: Option<String>,
     ) -> PyResult<Self> {
         let flags = SettingsFlags {
             mode,
@@ -142,6 +144,8 @@ impl NativePipeline {
             backend,
             dtype,
             threads,
+            compile_cache,
+            device,
         };
         py.detach(|| {
             let settings = Settings::resolve(&flags).map_err(engine_error)?;
@@ -149,7 +153,7 @@ impl NativePipeline {
             let eager = resolved.load().map_err(hub_error)?;
             let notes = resolved.notice.iter().chain(&settings.notes).cloned().collect();
             Ok(Self {
-                engine: Engine::new(Arc::new(eager), &settings),
+                engine: Engine::new(Arc::new(eager), &settings).map_err(engine_error)?,
                 label: resolved.label,
                 settings: settings.to_string(),
                 notes,

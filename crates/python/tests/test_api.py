@@ -24,6 +24,18 @@ def test_settings_from_arguments_and_environment(monkeypatch):
     assert "mode=eager" in argument_wins.settings
 
 
+def test_compile_cache_policy(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHRONOS2_CACHE_DIR", str(tmp_path))
+    with __import__("pytest").raises(ValueError, match="--compile-cache only"):
+        Chronos2Pipeline.from_pretrained(MODELS / "tiny-random", mode="compiled", compile_cache="only")
+    first = Chronos2Pipeline.from_pretrained(MODELS / "tiny-random", mode="compiled")
+    assert "compile_cache=prefer" in first.settings
+    assert len(list(tmp_path.glob("*.c2pack"))) == 1
+    monkeypatch.setenv("CHRONOS_COMPILE_CACHE", "only")
+    hit = Chronos2Pipeline.from_pretrained(MODELS / "tiny-random", mode="compiled")
+    assert "compile_cache=only" in hit.settings
+
+
 def test_builtin_and_model_environment_variable(monkeypatch):
     monkeypatch.setenv("CHRONOS2_MODEL", str(MODELS / "tiny-default"))
     assert Chronos2Pipeline.from_pretrained().model_label.endswith("tiny-default")
@@ -66,3 +78,19 @@ def test_float32_input_is_passed_without_a_copy():
     series = np.arange(40, dtype=np.float32)
     ((targets, _),) = to_tasks([{"target": series}], prediction_length=4)
     assert np.shares_memory(targets, series)
+
+
+def test_the_cpu_device_by_argument_device_map_or_environment(monkeypatch):
+    # Issue 18: device= / device_map= / CHRONOS_DEVICE choose where the model runs; "cpu" runs
+    # as before (a GPU needs the `cuda` build, see test_errors.py).
+    for kwargs in [{"device": "cpu"}, {"device_map": "cpu"}, {"device_map": "auto"}]:
+        pipe = Chronos2Pipeline.from_pretrained(MODELS / "tiny-random", **kwargs)
+        assert "device=" not in pipe.settings
+    monkeypatch.setenv("CHRONOS_DEVICE", "cuda")
+    assert "device=" not in Chronos2Pipeline.from_pretrained(MODELS / "tiny-random", device="cpu").settings
+    try:
+        on_gpu = Chronos2Pipeline.from_pretrained(MODELS / "tiny-random")
+    except ValueError as e:  # the default build
+        assert "CHRONOS_DEVICE" in str(e) and "--features cuda" in str(e)
+    else:  # a `cuda` build (on the CPU, after one warning, where there is no GPU)
+        assert "device=cuda:0" in on_gpu.settings

@@ -29,8 +29,10 @@ def test_a_directory_that_is_not_a_checkpoint_is_a_value_error(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"mode": "fast"}, "fast"), ({"compile_mode": "turbo"}, "turbo"), ({"dtype": "int8"}, "int8"),
-     ({"device_map": "cuda"}, "CPU only")],
+    [({"mode": "fast"}, "fast"), ({"compile_mode": "turbo"}, "turbo"), ({"dtype": "int4"}, "int4"),
+     ({"device_map": "cuda"}, "rebuild with `--features cuda`"),
+     ({"device": "cuda:0"}, "rebuild with `--features cuda`"),
+     ({"device": "tpu"}, "is not a device")],
 )
 def test_unknown_settings_are_value_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -120,8 +122,9 @@ def test_backtest_errors(pipe, tmp_path):
     data = REPO / "data/BTCUSD.csv"
     with pytest.raises(ValueError, match="windows|context|bars"):
         backtest(data, pipeline=pipe, windows=100000)
+    # Any column can be the target (issue 15); one the file lacks is named with the fix.
     with pytest.raises(ValueError, match="target"):
-        backtest(data, pipeline=pipe, target="volume")
+        backtest(data, pipeline=pipe, target="no_such_column")
     with pytest.raises(ValueError, match="interval"):
         backtest(data, pipeline=pipe, interval=(0.9, 0.1), windows=2)
     with pytest.raises(ValueError, match="fraction"):

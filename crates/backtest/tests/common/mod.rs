@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use chronos2::Chronos2Model;
-use chronos2_backtest::trading::SimConfig;
-use chronos2_backtest::{BacktestOptions, StrategyOptions};
+use chronos2_backtest::trading::{FillAt, SimConfig};
+use chronos2_backtest::walkforward::LEVELS;
+use chronos2_backtest::{BacktestOptions, StrategyOptions, Target};
 use chronos2_data::{Calendar, Series};
 
 /// The re-randomised tiny fixture model.
@@ -36,7 +37,8 @@ pub fn prices(n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Walk-forward options for the tests: these sizes, a 0.1 % threshold, 10 + 5 bps costs.
+/// Walk-forward options for the tests: these sizes, close alone, season 7, the threshold (0.1 %)
+/// and confidence strategies, 10 + 5 bps costs.
 pub fn options_sized(context: usize, horizon: usize, windows: usize) -> BacktestOptions {
     BacktestOptions {
         context,
@@ -44,20 +46,27 @@ pub fn options_sized(context: usize, horizon: usize, windows: usize) -> Backtest
         windows,
         step: 1,
         first_origin: None,
-        season: 7,
-        joint_ohlc: false,
+        season: Some(7),
+        target: Target::Column("close".into()),
+        covariates: Vec::new(),
+        future_covariates: Vec::new(),
+        quantiles: LEVELS.to_vec(),
         batch_size: 8,
+        strict: false,
         strategy: StrategyOptions {
             trade_step: 1,
             threshold: 0.001,
             interval: (0.1, 0.9),
-            long_only: false,
+            no_short: false,
+            strategies: vec!["threshold".into(), "confidence".into()],
             sim: SimConfig {
                 fraction: 1.0,
                 fee_bps: 10.0,
                 slippage_bps: 5.0,
+                spread_bps: 0.0,
                 hold: 1,
                 initial_equity: 10_000.0,
+                fill_at: FillAt::Close,
             },
         },
     }

@@ -7,17 +7,20 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use chronos2_backtest::report::write_atomic;
 use chronos2_backtest::table::Table;
+use chronos2_bench::process::{time_processes, ProcessTimes};
 use chronos2_bench::{
     gemm_rate, model_flops, peak_rss_bytes, run_case, run_for, shape_case, CaseResult, DurationResult, MachineInfo,
     ShapeCase,
 };
-use chronos2_data::{load_csv, LoadOptions};
+use chronos2_data::LoadOptions;
 use chronos2_engine::Pool;
 use chronos2_engine::{Engine, Settings};
+use chronos2_forecast::parse_targets;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::common::{load_engine, EngineArgs, ModelArgs};
+use crate::data_args::DataArgs;
 
 /// Measure load, warm-up and steady-state latency (median, p95, p99, ...), plans built after
 /// warm-up, fallbacks and memory, for eager, compiled or both; or run continuously on varying
@@ -35,9 +38,10 @@ pub struct Args {
     /// E (256 x 512, h16), F (one group of 256 rows x 512, h16), G (1 x 8192, h16).
     #[arg(long, default_value = "A,B,C,D")]
     cases: String,
-    /// Draw the inputs from this CSV's close prices instead of a synthetic series.
-    #[arg(long)]
-    data: Option<PathBuf>,
+    // With --data: the inputs are drawn from the data's first target column instead of a
+    // synthetic series.
+    #[command(flatten)]
+    data: DataArgs,
     /// Warm-up calls per case before timing (each is reported apart).
     #[arg(long, default_value_t = 2)]
     warmup_calls: usize,
@@ -66,7 +70,15 @@ pub struct Args {
     /// Also write the JSON report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Whole-process runs per mode that time process start to first forecast (the first
+    /// case, model loading and weight preparation included; compiled mode also once with an
+    /// empty compile cache); 0 skips them.
+    #[arg(long, default_value_t = 3)]
+    process_runs: usize,
 }
+
+/// Set in a child process started to time start-to-first-forecast: the mode to run.
+const PROBE_VARIABLE: &str = "CHRONOS2_BENCH_PROBE";
 
 /// Output formats.
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -81,6 +93,8 @@ enum Format {
 struct CaseReport {
     case: ShapeCase,
     flops: f64,
+    /// Rows forecast per second at the median latency.
+    series_per_s: f64,
     result: CaseResult,
 }
 
@@ -90,12 +104,18 @@ struct ModeReport {
     parameters: usize,
     mode: String,
     settings: String,
+    /// Where the model ran (`cpu`, `cuda:N`).
+    device: String,
+    /// The GPU's name, when the model ran on one (and did not fall back).
+    gpu: Option<String>,
     /// Threads that ran the model (the engine's pool).
     threads: usize,
     /// Bytes of weights the compiled engine prepared (packed panels), if compiled.
     packed_bytes: Option<usize>,
     load_ms: f64,
     prepare_ms: f64,
+    /// Whole process, start to first forecast (the first case), if measured.
+    start_to_first_forecast: Option<ProcessTimes>,
     cases: Vec<CaseReport>,
     duration: Option<DurationResult>,
     peak_rss_bytes: Option<u64>,
@@ -180,28 +200,36 @@ fn check_live_shape(args: &Args, config: &chronos2::Config) -> Result<()> {
     Ok(())
 }
 
-/// Close prices of every series in `path`. The forecast pipeline's input rule applies: a
-/// value that is infinite or beyond f32's range is refused, naming the bar (NaN is missing).
-fn data_series(path: &std::path::Path) -> Result<Vec<Vec<f32>>> {
-    let data = load_csv(path, &LoadOptions::columns(&["close"]))?;
-    let stem = path
-        .file_stem()
-        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-    data.series
-        .iter()
-        .map(|s| {
-            let closes: Vec<f32> = s.columns[0].1.iter().map(|&v| v as f32).collect();
-            if let Some(bar) = closes.iter().position(|v| v.is_infinite()) {
+/// The first target column (`--target`, default close) of every series of every `--data`
+/// source. The forecast pipeline's input rule applies: a value that is infinite or beyond
+/// f32's range is refused, naming the bar (NaN is missing).
+fn data_series(args: &DataArgs) -> Result<Vec<Vec<f32>>> {
+    let target = parse_targets(&args.target)
+        .into_iter()
+        .next()
+        .context("--target names no column")?;
+    let options = LoadOptions {
+        columns: vec![target.clone()],
+        ..args.load_options()?
+    };
+    let mut out = Vec::new();
+    for source in args.sources(None)? {
+        let data = source.load(&options)?;
+        let stem = source.stem();
+        for s in &data.series {
+            let values: Vec<f32> = s.columns[0].1.iter().map(|&v| v as f32).collect();
+            if let Some(bar) = values.iter().position(|v| v.is_infinite()) {
                 bail!(
-                    "{}: the close at {} is {}, outside the model's range (|x| < 3.4e38); fix the data",
+                    "{}: the {target} at {} is {}, outside the model's range (|x| < 3.4e38); fix the data",
                     s.label(&stem),
                     chronos2_data::format_timestamp(s.timestamps[bar], chronos2_data::TimestampStyle::DateTime),
                     s.columns[0].1[bar]
                 );
             }
-            Ok(closes)
-        })
-        .collect()
+            out.push(values);
+        }
+    }
+    Ok(out)
 }
 
 fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[ShapeCase]) -> Result<ModeReport> {
@@ -256,6 +284,7 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
             reports.push(CaseReport {
                 case: *case,
                 flops,
+                series_per_s: case.rows as f64 / (result.steady_ms.median / 1e3),
                 result,
             });
         }
@@ -265,14 +294,29 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
         parameters: engine.eager_model().parameter_count(),
         mode: format!("{:?}", settings.mode).to_lowercase(),
         settings: settings.to_string(),
+        device: settings.device.name(),
+        gpu: gpu_name(engine),
         threads: engine.threads(),
         packed_bytes: engine.stats().map(|s| s.packed_bytes),
         load_ms: loaded.load_time.as_secs_f64() * 1e3,
         prepare_ms: loaded.prepare_time.as_secs_f64() * 1e3,
+        start_to_first_forecast: None,
         cases: reports,
         duration,
         peak_rss_bytes: peak_rss_bytes(),
     })
+}
+
+/// The name of the GPU `engine` runs on, if any.
+#[cfg(feature = "cuda")]
+fn gpu_name(engine: &Engine) -> Option<String> {
+    engine.cuda().filter(|gpu| !gpu.has_fallen_back())?.stats().device_name
+}
+
+/// Without the `cuda` feature no engine runs on a GPU.
+#[cfg(not(feature = "cuda"))]
+fn gpu_name(_: &Engine) -> Option<String> {
+    None
 }
 
 /// Runs the command.
@@ -289,16 +333,30 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         "compiled" => vec!["compiled"],
         other => bail!("unknown --modes `{other}`; expected eager, compiled or both"),
     };
-    let series = match &args.data {
-        Some(path) => data_series(path)?,
-        None => Vec::new(),
+    let series = if args.data.data.is_empty() {
+        Vec::new()
+    } else {
+        data_series(&args.data)?
     };
     let mut base = args.engine.clone();
+    if let Ok(mode) = std::env::var(PROBE_VARIABLE) {
+        // A child started by `start_to_first_forecast`: one forecast, then exit.
+        base.mode = Some(mode);
+        let loaded = load_engine(&args.model, &base.settings()?)?;
+        let config = loaded.engine.model_config().clone();
+        let case = cases.first().context("no case to run")?;
+        loaded.engine.forward(&case.input(&config, &series))?;
+        return Ok(());
+    }
     let mut reports = Vec::new();
     for mode in modes {
         base.mode = Some(mode.to_string());
         let settings = base.settings()?;
-        reports.push(run_mode(args, &settings, &series, &cases)?);
+        let mut report = run_mode(args, &settings, &series, &cases)?;
+        if args.process_runs > 0 && args.duration.is_none() {
+            report.start_to_first_forecast = Some(start_to_first_forecast(mode, args.process_runs)?);
+        }
+        reports.push(report);
     }
     let threads = reports[0].threads;
     let report = Report {
@@ -322,6 +380,21 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         bail!("{failed} of {calls} timed calls failed or gave non-finite values (see the report above); these figures do not measure a working engine");
     }
     Ok(())
+}
+
+/// Times this command again as child processes that load the model in `mode`, run the first
+/// case once and exit (the same flags, so the same model, data and settings).
+fn start_to_first_forecast(mode: &str, runs: usize) -> Result<ProcessTimes> {
+    let exe = std::env::current_exe().context("cannot find the running binary to time it")?;
+    let command = |cache: &std::path::Path| {
+        let mut child = std::process::Command::new(&exe);
+        child
+            .args(std::env::args_os().skip(1))
+            .env(PROBE_VARIABLE, mode)
+            .env("CHRONOS2_CACHE_DIR", cache);
+        child
+    };
+    time_processes(&command, mode == "compiled", runs).map_err(|e| anyhow::anyhow!("timing {mode} start-up: {e}"))
 }
 
 /// Timed calls that failed or gave a non-finite output, and all timed calls, over the report.
@@ -352,8 +425,9 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
     for mode in &report.modes {
         writeln!(
             out,
-            "{}: load {:.1} ms, engine preparation {:.1} ms{}, peak RSS {}",
+            "{}{}: load {:.1} ms, engine preparation {:.1} ms{}, peak RSS {}",
             mode.settings,
+            mode.gpu.as_ref().map_or(String::new(), |name| format!(" ({name})")),
             mode.load_ms,
             mode.prepare_ms,
             mode.packed_bytes.map_or(String::new(), |b| format!(
@@ -364,11 +438,25 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
                 .map_or("n/a".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
         )?;
     }
+    for mode in &report.modes {
+        if let Some(p) = &mode.start_to_first_forecast {
+            writeln!(
+                out,
+                "{}: start to first forecast (whole process, first case) median {:.1} ms over {} runs{}",
+                mode.mode,
+                p.warm.median,
+                p.warm.count,
+                p.cold_ms.map_or(String::new(), |cold| format!(
+                    " with the compile cache warm; {cold:.1} ms cold (empty cache)"
+                ))
+            )?;
+        }
+    }
     let any_cases = report.modes.iter().any(|m| !m.cases.is_empty());
     if any_cases {
         let mut table = Table::new([
-            "case", "mode", "1st call", "median", "p95", "p99", "min", "max", "GFLOP/s", "%GEMM", "plans+", "fallb",
-            "err",
+            "case", "mode", "1st call", "median", "series/s", "p95", "p99", "min", "max", "GFLOP/s", "%GEMM", "plans+",
+            "fallb", "err",
         ])
         .align_left(2);
         let ms = |v: f64| format!("{v:.1}ms");
@@ -380,6 +468,7 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
                     mode.mode.clone(),
                     ms(r.warmup_ms.first().copied().unwrap_or(f64::NAN)),
                     ms(r.steady_ms.median),
+                    format!("{:.1}", c.series_per_s),
                     ms(r.steady_ms.p95),
                     ms(r.steady_ms.p99),
                     ms(r.steady_ms.min),

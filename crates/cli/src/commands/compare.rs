@@ -6,9 +6,10 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use chronos2_backtest::report::{check_output_dir, write_atomic, write_outputs};
 use chronos2_bench::compare::{check_settings, compare, CompareReport, Setup};
+use chronos2_bench::process::{time_processes, ProcessTimes};
 use chronos2_bench::verdict::Thresholds;
 use chronos2_bench::MachineInfo;
-use chronos2_engine::Mode;
+use chronos2_engine::{Mode, Settings};
 
 use crate::commands::backtest::{self, backtest};
 use crate::common::{load_engine, stderr_line};
@@ -47,7 +48,16 @@ pub struct Args {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Whole-process runs of each setup per mode (a one-shot `backtest` process: start, load,
+    /// weight preparation, the setup's forecasts, exit; the candidate also once with an empty
+    /// compile cache); 0 skips them.
+    #[arg(long, default_value_t = 3)]
+    process_runs: usize,
 }
+
+/// Set in a child process started to time a setup as a whole process: `LABEL:SETUP`, the
+/// indices of the engine and the setup to run.
+const PROBE_VARIABLE: &str = "CHRONOS2_COMPARE_PROBE";
 
 /// What `compare` prints on stdout.
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -58,6 +68,57 @@ enum Format {
     Json,
     /// The Markdown report.
     Markdown,
+}
+
+/// The settings of engine `label` (a mode, or a dtype with `--dtypes`).
+fn settings_for(args: &Args, label: &str) -> Result<Settings> {
+    let mut engine_args = args.backtest.engine.clone();
+    Ok(match &args.dtypes {
+        // Both precisions in the chosen mode, compiled unless the flag or variables say.
+        Some(_) => {
+            engine_args.dtype = Some(label.to_string());
+            engine_args.settings_defaulting(Mode::Compiled)?
+        }
+        None => {
+            engine_args.mode = Some(label.to_string());
+            engine_args.settings()?
+        }
+    })
+}
+
+/// In a child started by [`whole_process`]: loads engine `LABEL`, runs setup `SETUP` once
+/// (writing nothing) and returns.
+fn run_probe(args: &Args, labels: &[String; 2], probe: &str) -> Result<()> {
+    let parsed = probe
+        .split_once(':')
+        .and_then(|(label, setup)| Some((label.parse::<usize>().ok()?, setup.parse::<usize>().ok()?)));
+    let Some((label, setup)) = parsed.filter(|&(label, setup)| label < 2 && setup < args.setups.len()) else {
+        anyhow::bail!(
+            "{PROBE_VARIABLE}={probe:?} is not LABEL:SETUP (it is set by compare for its own child processes)"
+        );
+    };
+    let loaded = load_engine(&args.backtest.model, &settings_for(args, &labels[label])?)?;
+    let mut setup_args = args.backtest.clone();
+    let chosen = args.setups[setup];
+    setup_args.windows = chosen.windows;
+    setup_args.context = chosen.context;
+    setup_args.horizon = chosen.horizon;
+    backtest(&setup_args, &loaded.engine, &labels[label])?;
+    Ok(())
+}
+
+/// Times setup `setup` run by engine `label` as whole child processes of this same command.
+fn whole_process(label: usize, setup: usize, cached: bool, runs: usize) -> Result<ProcessTimes> {
+    let exe = std::env::current_exe().context("cannot find the running binary to time it")?;
+    let command = |cache: &std::path::Path| {
+        let mut child = std::process::Command::new(&exe);
+        child
+            .args(std::env::args_os().skip(1))
+            .env(PROBE_VARIABLE, format!("{label}:{setup}"))
+            .env("CHRONOS2_CACHE_DIR", cache);
+        child
+    };
+    time_processes(&command, cached, runs).map_err(|e| anyhow::anyhow!("timing setup {setup} as a process: {e}"))
 }
 
 /// Runs the command.
@@ -73,11 +134,10 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     check_settings(&args.setups, args.repeats, &thresholds)?;
     let dir = args.backtest.out_dir("compare-out");
     check_output_dir(&dir)?;
-    let source = args.backtest.data_source();
+    let source = args.backtest.data_source()?;
     source
         .load(&args.backtest.load_options()?)
         .with_context(|| format!("cannot read the data {source}"))?;
-    let mut engine_args = args.backtest.engine.clone();
     let labels: [String; 2] = match &args.dtypes {
         Some(dtypes) => {
             if dtypes.len() != 2 {
@@ -87,20 +147,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         }
         None => ["eager".into(), "compiled".into()],
     };
+    if let Ok(probe) = std::env::var(PROBE_VARIABLE) {
+        return run_probe(args, &labels, &probe);
+    }
     let mut engines = Vec::new();
     for label in &labels {
-        let settings = match &args.dtypes {
-            // Both precisions in the chosen mode, compiled unless the flag or variables say.
-            Some(_) => {
-                engine_args.dtype = Some(label.clone());
-                engine_args.settings_defaulting(Mode::Compiled)?
-            }
-            None => {
-                engine_args.mode = Some(label.clone());
-                engine_args.settings()?
-            }
-        };
-        engines.push(load_engine(&args.backtest.model, &settings)?);
+        engines.push(load_engine(&args.backtest.model, &settings_for(args, label)?)?);
     }
     let [eager, compiled]: [_; 2] = engines.try_into().map_err(|_| anyhow::anyhow!("two engines"))?;
     let labels_str = [labels[0].as_str(), labels[1].as_str()];
@@ -119,6 +171,15 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             backtest(&setup_args, engine, mode)
         },
     )?;
+    let mut setups = setups;
+    if args.process_runs > 0 {
+        let cached = [&eager, &compiled].map(|loaded| loaded.engine.compiled().is_some());
+        for (index, setup) in setups.iter_mut().enumerate() {
+            let baseline = whole_process(0, index, cached[0], args.process_runs)?;
+            let candidate = whole_process(1, index, cached[1], args.process_runs)?;
+            setup.whole_process = Some([baseline, candidate]);
+        }
+    }
     for setup in &setups {
         for (mode, run) in [(labels_str[0], &setup.eager), (labels_str[1], &setup.compiled)] {
             for failure in &run.failures {

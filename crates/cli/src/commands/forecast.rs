@@ -1,30 +1,25 @@
-//! `chronos2 forecast`: forecast every series of a data file.
+//! `chronos2 forecast`: forecast every series of each data file.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use chronos2_backtest::report::csv_field;
+use anyhow::Result;
 use chronos2_backtest::table::Table;
-use chronos2_data::{Duplicates, Gaps, IdColumn, LoadOptions};
 use chronos2_forecast::{forecast_file, parse_quantile_levels, parse_targets, FileForecast, FileRequest};
 use serde_json::{json, Map, Value};
 
 use crate::common::{load_engine, EngineArgs, ModelArgs};
+use crate::data_args::DataArgs;
 
-/// Forecast every series of a CSV file and print the quantile forecasts.
+/// Forecast every series of one or more data files and print the quantile forecasts.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
     engine: EngineArgs,
-    /// CSV file of bars (one series, or long format with an id column).
-    #[arg(long)]
-    data: PathBuf,
-    /// Target column(s): `close`, `open,high,low,close` or `ohlc`.
-    #[arg(long, default_value = "close")]
-    target: String,
+    #[command(flatten)]
+    data: DataArgs,
     /// Numeric covariate columns of the data file (past values), comma-separated.
     #[arg(long)]
     covariates: Option<String>,
@@ -38,13 +33,6 @@ pub struct Args {
     /// Forecast several targets as independent univariate series instead of one joint group.
     #[arg(long)]
     independent: bool,
-    /// Id column of a long-format file; default: `item_id`, `symbol`, `id` or `ticker` if
-    /// present; `none` = the file is one series.
-    #[arg(long)]
-    id_column: Option<String>,
-    /// Timestamp column; default: `timestamp`, `date`, `datetime`, `time` or an unnamed first column.
-    #[arg(long)]
-    timestamp_column: Option<String>,
     /// Bars to forecast.
     #[arg(long, default_value_t = 16)]
     horizon: usize,
@@ -60,13 +48,6 @@ pub struct Args {
     /// Let all series of a batch inform each other (one group per batch).
     #[arg(long)]
     cross_learning: bool,
-    /// Missing bars: `none` (forecast on the trading-day index) or `forward` (fill a full
-    /// calendar by carrying the last bar forward, as the original system did).
-    #[arg(long, default_value = "none")]
-    fill: String,
-    /// Keep the last of rows sharing a timestamp instead of refusing the file.
-    #[arg(long)]
-    keep_last: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -84,9 +65,7 @@ enum Format {
 }
 
 fn request(args: &Args) -> Result<FileRequest> {
-    let gaps = Gaps::from_name(&args.fill)
-        .with_context(|| format!("unknown --fill `{}`; expected `none` or `forward`", args.fill))?;
-    let targets = parse_targets(&args.target);
+    let targets = parse_targets(&args.data.target);
     let list = |text: &Option<String>| -> Vec<String> {
         text.as_deref().map_or_else(Vec::new, |t| {
             t.split(',')
@@ -105,13 +84,7 @@ fn request(args: &Args) -> Result<FileRequest> {
         quantiles: parse_quantile_levels(&args.quantiles)?,
         batch_size: args.batch_size,
         cross_learning: args.cross_learning,
-        load: LoadOptions {
-            columns: targets.clone(),
-            timestamp_column: args.timestamp_column.clone(),
-            id_column: IdColumn::from_choice(args.id_column.as_deref()),
-            duplicates: Duplicates::keeping_last(args.keep_last),
-            gaps,
-        },
+        load: args.data.load_options()?,
         targets,
     })
 }
@@ -119,74 +92,111 @@ fn request(args: &Args) -> Result<FileRequest> {
 /// Runs the command: forecasts go to `out`, notes and warnings to stderr.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let request = request(args)?;
+    let sources = args.data.sources(None)?;
     let settings = args.engine.settings()?;
     let loaded = load_engine(&args.model, &settings)?;
-    let result = forecast_file(&loaded.engine, &args.data, &request)?;
-    for note in result.data.report.notes.iter().chain(&result.warnings) {
-        crate::common::stderr_line(format_args!("note: {note}"));
+    let mut results = Vec::with_capacity(sources.len());
+    for source in sources {
+        let result = forecast_file(&loaded.engine, source, &request)?;
+        let prefix = if args.data.data.len() > 1 {
+            format!("{source}: ")
+        } else {
+            String::new()
+        };
+        for note in result.data.report.notes.iter().chain(&result.warnings) {
+            crate::common::stderr_line(format_args!("note: {prefix}{note}"));
+        }
+        results.push(result);
     }
     match args.format {
-        Format::Table => write_table(&result, out),
-        Format::Csv => write_csv(&result, out),
+        Format::Table => write_table(&results, out),
+        Format::Csv => write_csv(&results, out),
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &to_json(&result))?;
+            serde_json::to_writer_pretty(&mut *out, &to_json(&results))?;
             writeln!(out)?;
             Ok(())
         }
     }
 }
 
-/// The hosted-endpoint convention: `{"predictions": [{item_id, target_name, timestamps, mean,
-/// "<level>": [...]}]}`.
-pub fn to_json(result: &FileForecast) -> Value {
-    let predictions: Vec<Value> = result
-        .forecasts
+/// The hosted-endpoint convention: `{"predictions": [{item_id, start, target_name, timestamps,
+/// mean, "<level>": [...]}]}` (`start` is the first forecast timestamp as the endpoint writes it,
+/// `2024-01-07T00:00:00`; `timestamps` every one, as the file writes them).
+pub fn to_json(results: &[FileForecast]) -> Value {
+    let predictions: Vec<Value> = results
         .iter()
-        .map(|f| {
-            let mut entry = Map::new();
-            entry.insert("item_id".into(), json!(f.item_id));
-            entry.insert("target_name".into(), json!(f.target_name));
-            entry.insert("timestamps".into(), json!(f.timestamps));
-            entry.insert("mean".into(), json!(f.mean));
-            for (level, values) in result.levels.iter().zip(&f.quantiles) {
-                entry.insert(level.label.clone(), json!(values));
-            }
-            Value::Object(entry)
+        .flat_map(|result| {
+            result.forecasts.iter().map(|f| {
+                let mut entry = Map::new();
+                entry.insert("item_id".into(), json!(f.item_id));
+                entry.insert("start".into(), json!(f.start));
+                entry.insert("target_name".into(), json!(f.target_name));
+                entry.insert("timestamps".into(), json!(f.timestamps));
+                entry.insert(POINT_COLUMN.into(), json!(f.mean));
+                for (level, values) in result.levels.iter().zip(&f.quantiles) {
+                    entry.insert(level.label.clone(), json!(values));
+                }
+                Value::Object(entry)
+            })
         })
         .collect();
     json!({ "predictions": predictions })
 }
 
-fn write_csv(result: &FileForecast, out: &mut dyn Write) -> Result<()> {
-    let labels: Vec<&str> = result.levels.iter().map(|l| l.label.as_str()).collect();
-    writeln!(out, "item_id,target_name,timestamp,mean,{}", labels.join(","))?;
-    for f in &result.forecasts {
+/// The point forecast's name in every output (the hosted endpoint's `mean`, which is the
+/// median); the quantile levels are named as the user wrote them (`0.1`), everywhere.
+const POINT_COLUMN: &str = "mean";
+
+/// The id column's name: the input's (`symbol`), or `item_id` when the files differ or have none.
+fn id_column_name(results: &[FileForecast]) -> String {
+    let mut names = results.iter().map(|r| r.data.id_column.clone());
+    let first = names.next().flatten();
+    match first {
+        Some(name) if names.all(|n| n.as_deref() == Some(name.as_str())) => name,
+        _ => "item_id".into(),
+    }
+}
+
+/// One row per forecast step, written by a CSV writer (ids and names quoted when needed).
+fn write_csv(results: &[FileForecast], out: &mut dyn Write) -> Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    let mut header = vec![
+        id_column_name(results),
+        "target_name".into(),
+        "timestamp".into(),
+        POINT_COLUMN.into(),
+    ];
+    if let Some(first) = results.first() {
+        header.extend(first.levels.iter().map(|l| l.label.clone()));
+    }
+    writer.write_record(&header)?;
+    for f in results.iter().flat_map(|r| &r.forecasts) {
         for (t, timestamp) in f.timestamps.iter().enumerate() {
-            let levels: Vec<String> = f.quantiles.iter().map(|q| q[t].to_string()).collect();
-            writeln!(
-                out,
-                "{},{},{timestamp},{},{}",
-                csv_field(&f.item_id),
-                csv_field(&f.target_name),
-                f.mean[t],
-                levels.join(",")
-            )?;
+            let mut row = vec![
+                f.item_id.clone(),
+                f.target_name.clone(),
+                timestamp.clone(),
+                f.mean[t].to_string(),
+            ];
+            row.extend(f.quantiles.iter().map(|q| q[t].to_string()));
+            writer.write_record(&row)?;
         }
     }
+    writer.flush()?;
     Ok(())
 }
 
-/// A value with precision suited to its magnitude.
-fn number(v: f32) -> String {
-    match v.abs() {
-        a if a >= 1000.0 => format!("{v:.2}"),
-        a if a >= 1.0 => format!("{v:.4}"),
-        _ => format!("{v:.6}"),
-    }
+/// A value with the precision of its column in the file (`1.08523` stays 5 decimals).
+fn number(v: f32, decimals: u32) -> String {
+    format!("{v:.*}", decimals as usize)
 }
 
-fn write_table(result: &FileForecast, out: &mut dyn Write) -> Result<()> {
-    for (i, f) in result.forecasts.iter().enumerate() {
+fn write_table(results: &[FileForecast], out: &mut dyn Write) -> Result<()> {
+    for (i, (result, f)) in results
+        .iter()
+        .flat_map(|r| r.forecasts.iter().map(move |f| (r, f)))
+        .enumerate()
+    {
         if i > 0 {
             writeln!(out)?;
         }
@@ -197,11 +207,11 @@ fn write_table(result: &FileForecast, out: &mut dyn Write) -> Result<()> {
             f.target_name,
             f.timestamps.len()
         )?;
-        let levels = result.levels.iter().map(|l| format!("q{}", l.label));
-        let mut table = Table::new(["timestamp".to_string(), "median".into()].into_iter().chain(levels));
+        let levels = result.levels.iter().map(|l| l.label.clone());
+        let mut table = Table::new(["timestamp".to_string(), POINT_COLUMN.into()].into_iter().chain(levels));
         for (t, timestamp) in f.timestamps.iter().enumerate() {
-            let mut row = vec![timestamp.clone(), number(f.mean[t])];
-            row.extend(f.quantiles.iter().map(|q| number(q[t])));
+            let mut row = vec![timestamp.clone(), number(f.mean[t], f.decimals)];
+            row.extend(f.quantiles.iter().map(|q| number(q[t], f.decimals)));
             table.push(row);
         }
         write!(out, "{}", table.text(""))?;

@@ -2,6 +2,7 @@
 
 pub mod backtest;
 pub mod bench;
+pub mod cache;
 pub mod compare;
 pub mod forecast;
 pub mod init_random;

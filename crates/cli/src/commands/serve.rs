@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use chronos2_engine::{Mode, Settings};
+use chronos2_engine::{Device, Mode, Settings};
 use chronos2_server::{serve, termination, BatchLimits, LoadedModel, Loader, ServerOptions};
 
 use crate::common::{load_engine, stderr_line, EngineArgs, ModelArgs};
@@ -71,15 +71,20 @@ fn loader(model: ModelArgs, settings: Settings, max_batch_rows: usize) -> Loader
     Box::new(move || {
         let started = Instant::now();
         let loaded = load_engine(&model, &settings).map_err(|e| format!("{e:#}"))?;
+        let context = loaded.engine.model_config().context_length.min(512);
+        let mut rows: Vec<usize> = (1..=max_batch_rows.min(WARM_ROWS)).collect();
+        rows.push(max_batch_rows);
+        rows.dedup();
+        let shapes: Vec<_> = rows.into_iter().map(|r| (r, context, 16)).collect();
         if let (None, Some(compiled)) = (&settings.warmup, loaded.engine.compiled()) {
-            let context = compiled.config().context_length.min(512);
-            let mut rows: Vec<usize> = (1..=max_batch_rows.min(WARM_ROWS)).collect();
-            rows.push(max_batch_rows);
-            rows.dedup();
-            let shapes: Vec<_> = rows.into_iter().map(|r| (r, context, 16)).collect();
             compiled.warm_up(&shapes).map_err(|e| e.to_string())?;
         }
-        let planned = loaded.engine.stats().map_or(0, |s| s.plans_built);
+        #[cfg(feature = "cuda")]
+        if let (None, Some(gpu)) = (&settings.warmup, loaded.engine.cuda()) {
+            // One bucket and CUDA graph per merged batch size, as compiled mode plans them.
+            gpu.warm_up(&shapes).map_err(|e| e.to_string())?;
+        }
+        let planned = chronos2::ForwardPass::plans_built(&loaded.engine);
         stderr_line(format_args!(
             "chronos2: ready in {:.1} s ({}, {planned} bucket(s) planned)",
             started.elapsed().as_secs_f64(),
@@ -88,11 +93,11 @@ fn loader(model: ModelArgs, settings: Settings, max_batch_rows: usize) -> Loader
         Ok(LoadedModel {
             model: Box::new(loaded.engine),
             label: loaded.label,
-            mode: match settings.mode {
-                Mode::Eager => "eager",
-                Mode::Compiled => "compiled",
-            }
-            .into(),
+            mode: match (settings.mode, settings.device) {
+                (Mode::Eager, Device::Cpu) => "eager".into(),
+                (Mode::Compiled, Device::Cpu) => "compiled".into(),
+                (mode, gpu) => format!("{} on {}", format!("{mode:?}").to_lowercase(), gpu.name()),
+            },
             dtype: "float32".into(),
         })
     })

@@ -23,8 +23,14 @@ pub fn chronos2(args: &[&str]) -> (bool, String, String) {
 
 /// Runs the binary in the working directory `dir`; returns (success, stdout, stderr).
 pub fn chronos2_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    // Compiled mode's compile cache goes to the test build's scratch folder, never to the
+    // home directory.
     let output = Command::new(env!("CARGO_BIN_EXE_chronos2"))
         .current_dir(dir)
+        .env(
+            "CHRONOS2_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"),
+        )
         .args(args)
         .output()
         .unwrap();

@@ -19,8 +19,10 @@ class Chronos2Pipeline:
         dtype: Any = None,
         threads: Optional[int] = None,
         offline: bool = False,
+        device: Optional[str] = None,
         device_map: Optional[str] = None,
         torch_dtype: Any = None,
+        compile_cache: Optional[str] = None,
     ) -> Chronos2Pipeline: ...
     @property
     def model_label(self) -> str: ...

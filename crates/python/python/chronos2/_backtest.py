@@ -109,14 +109,18 @@ def backtest(
     windows: int = 100,
     step: int = 1,
     first_origin: "int | str | None" = None,
-    season: int = 7,
+    season: "int | None" = None,
     trade_step: int = 1,
     threshold: float = 0.005,
     interval: tuple = (0.1, 0.9),
     long_only: bool = False,
+    strategies: "list | None" = None,
     fraction: float = 1.0,
     fee_bps: float = 10.0,
     slippage_bps: float = 5.0,
+    spread_bps: float = 0.0,
+    fill_at: str = "close",
+    strict: bool = False,
     batch_size: int = 256,
     id_column: str | None = None,
     fill: str = "none",
@@ -131,8 +135,12 @@ def backtest(
     column or a DatetimeIndex, ``open``/``high``/``low``/``close`` in any case, optionally an
     id column for several series). ``pipeline``: a loaded :class:`Chronos2Pipeline` to reuse;
     otherwise ``model`` (default: the built-in model), ``mode`` and ``threads`` load one.
-    ``name`` labels a DataFrame in the report. ``out``: also write report.json,
-    forecasts.csv, trades.csv and report.html there, as the CLI's ``--out``.
+    ``name`` labels a DataFrame in the report. ``out``: also write the CLI's files there
+    (report.json, forecasts.csv, trades.csv, summary.csv, portfolio.csv, report.html), as
+    its ``--out``. ``target`` is ``"close"``, any column (``"Adj Close"``) or ``"ohlc"``;
+    ``strategies`` a list of the CLI's strategy names (default: every one the target can run);
+    ``long_only`` is ``--no-short``; ``spread_bps``, ``fill_at`` (``"close"`` or
+    ``"next-open"``), ``season`` (``None``: by calendar) and ``strict`` are the CLI's flags.
 
     Returns :class:`BacktestResult` ``(report, forecasts, trades)``. Raises ``ValueError``
     for a setup that does not fit the data (with the CLI's message),
@@ -147,11 +155,14 @@ def backtest(
     args: dict[str, Any] = dict(
         target=target, context=context, horizon=horizon, windows=windows, step=step,
         first_origin=first_origin, season=season, trade_step=trade_step, threshold=float(threshold),
-        interval=(float(interval[0]), float(interval[1])), long_only=bool(long_only), fraction=float(fraction),
-        fee_bps=float(fee_bps), slippage_bps=float(slippage_bps), batch_size=batch_size, id_column=id_column,
-        fill=fill, keep_last=bool(keep_last),
+        interval=(float(interval[0]), float(interval[1])), long_only=bool(long_only),
+        strategies=[str(s) for s in (strategies or [])], fraction=float(fraction), fee_bps=float(fee_bps),
+        slippage_bps=float(slippage_bps), spread_bps=float(spread_bps), fill_at=str(fill_at), strict=bool(strict),
+        batch_size=batch_size, id_column=id_column, fill=fill, keep_last=bool(keep_last),
     )
     for key in ("context", "horizon", "windows", "step", "season", "trade_step", "batch_size"):
+        if key == "season" and args[key] is None:
+            continue
         if isinstance(args[key], bool) or not isinstance(args[key], (int, np.integer)) or args[key] < 0:
             raise ValueError(f"{key} must be a non-negative integer, found {args[key]!r}")
         args[key] = int(args[key])

@@ -24,6 +24,8 @@ class NativePipeline:
         dtype: Optional[str] = None,
         threads: Optional[int] = None,
         offline: bool = False,
+        device: Optional[str] = None,
+        compile_cache: Optional[str] = None,
     ) -> NativePipeline: ...
     @property
     def quantiles(self) -> list[float]: ...

@@ -50,8 +50,10 @@ class Chronos2Pipeline:
         dtype: Any = None,
         threads: int | None = None,
         offline: bool = False,
+        device: str | None = None,
         device_map: str | None = None,
         torch_dtype: Any = None,
+        compile_cache: str | None = None,
     ) -> "Chronos2Pipeline":
         """Loads a model as ``chronos2`` (the CLI) does.
 
@@ -64,14 +66,24 @@ class Chronos2Pipeline:
         ``"reduce-overhead"``, ``"max-autotune"``), ``backend``, ``dtype`` and ``threads``
         default to ``TORCH_COMPILED`` / ``CHRONOS_COMPILE``, ``CHRONOS_COMPILE_MODE``,
         ``CHRONOS_COMPILE_BACKEND`` and ``CHRONOS_DTYPE``, as in the CLI (arguments win).
-        ``device_map`` and ``torch_dtype`` are accepted for code written for the reference:
-        only the CPU exists here.
+        ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``; default ``CHRONOS_DEVICE``, else the
+        CPU) chooses where the model runs; a GPU needs the package built with the cargo
+        feature ``cuda`` (``maturin build --release --features cuda``). ``device_map`` and
+        ``torch_dtype`` are accepted for code written for the reference (``device_map="cuda"``
+        means ``device="cuda"``). ``compile_cache`` (``"prefer"``, ``"never"``, ``"only"``;
+        default ``CHRONOS_COMPILE_CACHE``, else ``"prefer"``) says whether compiled mode maps
+        its prepared weights from the cache in ``CHRONOS2_CACHE_DIR`` (else ``~/.cache/chronos2``)
+        instead of repacking them at every start.
 
         Raises ``FileNotFoundError`` when the model is not found, ``ValueError`` for unknown
         settings or a checkpoint that does not load.
         """
-        if device_map not in (None, "cpu", "auto"):
-            raise ValueError(f"device_map={device_map!r}: this engine runs on the CPU only; pass device_map='cpu'")
+        if device_map not in (None, "auto"):
+            if not isinstance(device_map, str):
+                raise ValueError(f"device_map={device_map!r}: pass a device name such as 'cpu' or 'cuda'")
+            if device is not None and device != device_map:
+                raise ValueError("pass either device= or device_map=, not both")
+            device = device_map
         if torch_dtype is not None and dtype is not None:
             raise ValueError("pass either dtype= or torch_dtype=, not both")
         native = NativePipeline.load(
@@ -82,6 +94,8 @@ class Chronos2Pipeline:
             dtype=_dtype_name(dtype if dtype is not None else torch_dtype),
             threads=threads,
             offline=offline,
+            device=device,
+            compile_cache=compile_cache,
         )
         for note in native.notes:
             logger.info(note)

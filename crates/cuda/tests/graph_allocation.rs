@@ -1,0 +1,98 @@
+//! Issue 18: after its bucket's graph is captured, a compiled GPU call allocates nothing, on
+//! the host (counted by this file's allocator, every thread) or on the device (free memory
+//! unchanged), and sets up no bucket. This file holds a single test: the counting allocator
+//! is process-wide. Skipped with a one-line reason without a GPU.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chronos2::executor::Precision;
+use chronos2::{Chronos2Model, Config, ModelInput, ModelOutput, RandomInit};
+use chronos2_cuda::{missing_library, CudaModel, CudaOptions, Gpu};
+use chronos2_kernels::pool::Pool;
+
+/// Counts allocations made while `COUNTING` is set, on every thread.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+#[test]
+fn replayed_calls_allocate_nothing() {
+    if let Some(library) = missing_library() {
+        eprintln!("skipped: {library} cannot be loaded (no GPU setup here)");
+        return;
+    }
+    let gpu = match Gpu::open(0, Config::tiny().d_kv) {
+        Ok(gpu) => gpu,
+        Err(e) => return eprintln!("skipped: {e}"),
+    };
+    let rows: Vec<Vec<f32>> = (0..4)
+        .map(|r| (0..100).map(|t| (t as f32 * 0.2 + r as f32).sin() + 3.0).collect())
+        .collect();
+    let inputs = [
+        ModelInput::from_rows(&rows[..1]).unwrap(),
+        ModelInput::from_rows(&rows).unwrap().with_group_ids(vec![0, 0, 1, 1]),
+        ModelInput::from_rows(&rows)
+            .unwrap()
+            .with_group_ids(vec![4, 4, 1, 2])
+            .with_future_covariates(vec![1.0; 4 * 16], 16),
+    ];
+    let eager = Arc::new(Chronos2Model::random(Config::tiny(), 2, RandomInit::Rerandomized));
+    for precision in [Precision::Float32, Precision::BFloat16] {
+        let options = CudaOptions {
+            precision,
+            ..CudaOptions::default()
+        };
+        let model = CudaModel::new(eager.clone(), options, Arc::new(Pool::new(2)));
+        let mut outs: Vec<ModelOutput> = inputs.iter().map(|_| ModelOutput::empty()).collect();
+        for (input, out) in inputs.iter().zip(&mut outs) {
+            model.forward_into(input, out).unwrap();
+        }
+        let before = model.stats();
+        let (free, _) = gpu.memory().unwrap();
+        COUNTING.store(true, Ordering::SeqCst);
+        for _ in 0..5 {
+            for (input, out) in inputs.iter().zip(&mut outs) {
+                model.forward_into(input, out).unwrap();
+            }
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+        let after = model.stats();
+        assert_eq!(
+            ALLOCATIONS.swap(0, Ordering::SeqCst),
+            0,
+            "{precision:?}: host allocations"
+        );
+        assert_eq!(gpu.memory().unwrap().0, free, "{precision:?}: device memory changed");
+        assert_eq!((after.buckets, after.graphs_captured), (3, 3), "{precision:?}");
+        assert_eq!(before.buckets, after.buckets);
+        assert_eq!(after.fallbacks, 0, "{:?}", after.fallback_reason);
+    }
+}
