@@ -140,8 +140,9 @@ impl PackedBf16 {
     }
 }
 
-/// Depth slice in pairs: a `128 x NR` panel slice of pairs (16 KiB) stays in L1.
-const KC_PAIRS: usize = 128;
+/// Depth slice in pairs: the whole depth of every Chronos-2 layer in one slice (as the f32
+/// GEMM's `KC`; slices of 128 pairs measured 8-9 % slower on cases A, C and E).
+const KC_PAIRS: usize = 2048;
 
 /// `y[m, n] (+)= x · Wᵀ (+ bias)` with `x` given as bf16 pairs (`m x pairs(k)`, row stride
 /// `ldx` in pairs, from [`to_bf16_pairs`]) and W packed in bf16; sums in f32. Split over `pool`
@@ -466,7 +467,7 @@ mod tests {
 
     #[test]
     fn every_kernel_on_this_machine_matches_the_rounded_product() {
-        // Odd k (padding), tails in every dimension, several depth slices, many rows.
+        // Odd k (padding), tails in every dimension, many rows.
         for &(m, k, n) in &[(1, 1, 1), (5, 7, 33), (9, 300, 40), (300, 64, 70)] {
             let (x, w) = (data(m * k, 11), data(n * k, 12));
             let packed = PackedBf16::new(&w, n, k);
@@ -509,29 +510,37 @@ mod tests {
 
     #[test]
     fn the_parallel_product_adds_bias_and_accumulates() {
-        let (m, k, n) = (700, 96, 50);
-        let (x, w, bias) = (data(m * k, 1), data(n * k, 2), data(n, 3));
-        let packed = PackedBf16::new(&w, n, k);
-        let mut pairs_x = vec![0u32; m * pairs(k)];
-        to_bf16_pairs(&x, k, m, k, &mut pairs_x, &Pool::new(2));
-        let init = data(m * n, 4);
-        let mut y = init.clone();
-        linear_bf16(
-            &mut y,
-            n,
-            &pairs_x,
-            pairs(k),
-            m,
-            &packed,
-            Some(&bias),
-            true,
-            &Pool::new(2),
-        );
-        let want = expected(&x, &w, m, n, k);
-        for i in 0..m * n {
-            let e = init[i] + want[i] + bias[i % n];
-            assert!((y[i] - e).abs() <= 1e-5 * (1.0 + e.abs()), "[{i}]: {} vs {e}", y[i]);
+        // Many rows (row blocks), and a depth of more than one slice.
+        for (m, k, n) in [(700, 96, 50), (5, 2 * 2 * KC_PAIRS + 9, 40)] {
+            let (x, w, bias) = (data(m * k, 1), data(n * k, 2), data(n, 3));
+            let packed = PackedBf16::new(&w, n, k);
+            let mut pairs_x = vec![0u32; m * pairs(k)];
+            to_bf16_pairs(&x, k, m, k, &mut pairs_x, &Pool::new(2));
+            let init = data(m * n, 4);
+            let mut y = init.clone();
+            linear_bf16(
+                &mut y,
+                n,
+                &pairs_x,
+                pairs(k),
+                m,
+                &packed,
+                Some(&bias),
+                true,
+                &Pool::new(2),
+            );
+            let want = expected(&x, &w, m, n, k);
+            // f32 sums of k products: the rounding grows with the depth.
+            let tolerance = 1e-5 * (k as f32 / 96.0).max(1.0);
+            for i in 0..m * n {
+                let e = init[i] + want[i] + bias[i % n];
+                assert!(
+                    (y[i] - e).abs() <= tolerance * (1.0 + e.abs()),
+                    "[{i}]: {} vs {e}",
+                    y[i]
+                );
+            }
+            assert_eq!(packed.bytes(), n.div_ceil(NR) * NR * pairs(k) * 4);
         }
-        assert_eq!(packed.bytes(), n.div_ceil(NR) * NR * pairs(k) * 4);
     }
 }
