@@ -17,7 +17,7 @@
 use chronos2::eager::additive_mask;
 use chronos2::executor::{GroupLayout, HostKernels, Layer, Norm, Precision, ResidualPart};
 use chronos2::Config;
-use chronos2_kernels::bf16::{linear_bf16, packed_bf16_pays, pairs, round_bf16, to_bf16_pairs};
+use chronos2_kernels::bf16::{linear_bf16, packed_bf16_pays, pairs, round_bf16_into, to_bf16_pairs};
 use chronos2_kernels::int8;
 use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
 use chronos2_kernels::packed::{linear, pack_columns_into, pack_into, pack_rows_into, packed_len, PackedRef};
@@ -193,11 +193,7 @@ fn apply(
         }
         PackedMatrix::Bf16InF32(w) => {
             let xr = &mut scratch.rounded[..rows * k];
-            pool.for_each_chunk(xr, 64 * k, &|chunk, part| {
-                for (out, &v) in part.iter_mut().zip(&x[chunk * 64 * k..]) {
-                    *out = round_bf16(v);
-                }
-            });
+            round_bf16_into(&x[..rows * k], xr, pool);
             linear(&mut y[at..], ldy, xr, k, rows, w.view(), bias, accumulate, pool);
         }
         PackedMatrix::Int8(w) => {

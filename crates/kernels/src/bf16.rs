@@ -67,15 +67,74 @@ pub fn to_bf16_pairs(x: &[f32], ldx: usize, m: usize, k: usize, out: &mut [u32],
     assert!(out.len() >= m * kp, "to_bf16_pairs: output too short");
     assert!(m == 0 || x.len() >= (m - 1) * ldx + k, "to_bf16_pairs: input too short");
     let rows_per_chunk = 64;
+    let convert = *row_converter();
     pool.for_each_chunk(&mut out[..m * kp], rows_per_chunk * kp, &|chunk, part| {
         for (i, row_out) in part.chunks_exact_mut(kp).enumerate() {
             let r = chunk * rows_per_chunk + i;
-            let row = &x[r * ldx..r * ldx + k];
-            for (q, slot) in row_out.iter_mut().enumerate() {
-                *slot = pair(row[2 * q], row.get(2 * q + 1).copied().unwrap_or(0.0));
-            }
+            convert(&x[r * ldx..r * ldx + k], row_out);
         }
     });
+}
+
+/// Rounds `x` to bf16 precision into `out` (as f32 values), split over `pool`: the input of a
+/// bf16 layer whose weights are f32 panels (see [`packed_bf16_pays`]).
+///
+/// # Panics
+/// If `out` is shorter than `x`.
+pub fn round_bf16_into(x: &[f32], out: &mut [f32], pool: &Pool) {
+    let round = *rounder();
+    let chunk = 64 * 1024;
+    pool.for_each_chunk(&mut out[..x.len()], chunk, &|i, part| {
+        round(&x[i * chunk..i * chunk + part.len()], part);
+    });
+}
+
+/// One row to bf16 pairs (`row_out` holds `pairs(row.len())` words), the odd tail padded with
+/// zero. Written so that the loop vectorises; compiled again with AVX-512 enabled below.
+#[inline(always)]
+fn row_to_pairs(row: &[f32], row_out: &mut [u32]) {
+    let whole = row.len() / 2;
+    for (slot, two) in row_out[..whole].iter_mut().zip(row.chunks_exact(2)) {
+        *slot = pair(two[0], two[1]);
+    }
+    if let Some(&last) = row[2 * whole..].first() {
+        row_out[whole] = pair(last, 0.0);
+    }
+}
+
+/// [`round_bf16`] over a slice, written so that the loop vectorises.
+#[inline(always)]
+fn round_slice(x: &[f32], out: &mut [f32]) {
+    for (slot, &v) in out.iter_mut().zip(x) {
+        *slot = round_bf16(v);
+    }
+}
+
+type RowConverter = fn(&[f32], &mut [u32]);
+type SliceRounder = fn(&[f32], &mut [f32]);
+
+/// The widest build of [`row_to_pairs`] this CPU runs (the same arithmetic on every path).
+fn row_converter() -> &'static RowConverter {
+    static CONVERTER: OnceLock<RowConverter> = OnceLock::new();
+    CONVERTER.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if IsaLevel::active() >= IsaLevel::Avx512 {
+            return x86::row_to_pairs_avx512;
+        }
+        row_to_pairs
+    })
+}
+
+/// The widest build of [`round_slice`] this CPU runs.
+fn rounder() -> &'static SliceRounder {
+    static ROUNDER: OnceLock<SliceRounder> = OnceLock::new();
+    ROUNDER.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if IsaLevel::active() >= IsaLevel::Avx512 {
+            return x86::round_slice_avx512;
+        }
+        round_slice
+    })
 }
 
 /// A `[n, k]` weight matrix rounded to bf16 and packed for [`linear_bf16`].
@@ -224,7 +283,7 @@ fn available_up_to(level: IsaLevel) -> Vec<Bf16Isa> {
         if level >= IsaLevel::Avx512Bf16 {
             all.push(Bf16Isa {
                 kernel: x86::kernel_dpbf16,
-                mr: 8,
+                mr: x86::MR_DPBF16,
                 name: "avx512bf16",
             });
         }
@@ -314,7 +373,27 @@ mod x86 {
 
     use super::NR;
 
-    /// AVX512_BF16 microkernel, up to 8 rows x 32 columns: `VDPBF16PS` per pair.
+    /// [`super::row_to_pairs`] compiled with AVX-512 (16 values per instruction).
+    pub(super) fn row_to_pairs_avx512(row: &[f32], row_out: &mut [u32]) {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn wide(row: &[f32], row_out: &mut [u32]) {
+            super::row_to_pairs(row, row_out);
+        }
+        // SAFETY: the dispatcher picks this function only where AVX-512F runs.
+        unsafe { wide(row, row_out) }
+    }
+
+    /// [`super::round_slice`] compiled with AVX-512.
+    pub(super) fn round_slice_avx512(x: &[f32], out: &mut [f32]) {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn wide(x: &[f32], out: &mut [f32]) {
+            super::round_slice(x, out);
+        }
+        // SAFETY: the dispatcher picks this function only where AVX-512F runs.
+        unsafe { wide(x, out) }
+    }
+
+    /// AVX512_BF16 microkernel, up to [`MR_DPBF16`] rows x 32 columns: `VDPBF16PS` per pair.
     ///
     /// # Safety
     /// As [`super::kernel_scalar`], and the CPU must support AVX-512F and AVX512_BF16.
@@ -331,17 +410,36 @@ mod x86 {
         cols: usize,
         accumulate: bool,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        let acc = by_rows!(rows, |R| sums_dpbf16::<{ R }>(a, lda, panel, kp), [1 2 3 4 5 6 7 8 9 10 11 12]);
+        store_avx512(&acc[..rows], c, ldc, cols, accumulate);
+    }
+
+    /// Rows of the AVX512_BF16 microkernel: 24 accumulators, 2 weight vectors and a broadcast
+    /// take 27 of the 32 vector registers.
+    pub(super) const MR_DPBF16: usize = 12;
+
+    /// The sums of a [`kernel_dpbf16`] tile of `R` rows.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[inline]
+    unsafe fn sums_dpbf16<const R: usize>(
+        a: *const u32,
+        lda: usize,
+        panel: *const u32,
+        kp: usize,
+    ) -> [[__m512; 2]; MR_DPBF16] {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
         for q in 0..kp {
             let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(panel.add(q * NR).cast()));
             let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(panel.add(q * NR + 16).cast()));
-            for (r, row) in acc.iter_mut().enumerate().take(rows) {
+            for (r, row) in acc.iter_mut().enumerate() {
                 let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r * lda + q) as i32));
                 row[0] = _mm512_dpbf16_ps(row[0], x, w0);
                 row[1] = _mm512_dpbf16_ps(row[1], x, w1);
             }
         }
-        store_avx512(&acc, c, ldc, rows, cols, accumulate);
+        let mut all = [[_mm512_setzero_ps(); 2]; MR_DPBF16];
+        all[..R].copy_from_slice(&acc);
+        all
     }
 
     /// AVX-512F widening microkernel, up to 8 rows x 32 columns.
@@ -388,7 +486,7 @@ mod x86 {
                 }
             }
         }
-        store_avx512(&acc, c, ldc, rows, cols, accumulate);
+        store_avx512(&acc[..rows], c, ldc, cols, accumulate);
     }
 
     /// AVX2+FMA widening microkernel, up to 4 rows x 32 columns.
@@ -439,6 +537,25 @@ mod x86 {
 mod tests {
     use super::*;
     use crate::tests::pseudo_random as data;
+
+    #[test]
+    fn the_dispatched_conversions_match_the_plain_ones() {
+        // Ties, denormals, NaN, infinities and odd lengths, through every width.
+        let mut x = data(1001, 9);
+        x.extend([1.0 + 1.0 / 256.0, 1e-40, -1e-39, f32::NAN, f32::INFINITY, -0.0, 3.0e38]);
+        for len in [0, 1, 2, 15, 16, 17, 33, x.len()] {
+            let row = &x[..len];
+            let (mut plain, mut fast) = (vec![0u32; pairs(len)], vec![0u32; pairs(len)]);
+            row_to_pairs(row, &mut plain);
+            row_converter()(row, &mut fast);
+            assert_eq!(plain, fast, "pairs, length {len}");
+            let (mut plain, mut fast) = (vec![0.0f32; len], vec![0.0f32; len]);
+            round_slice(row, &mut plain);
+            round_bf16_into(row, &mut fast, &Pool::new(2));
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&plain), bits(&fast), "rounded, length {len}");
+        }
+    }
 
     #[test]
     fn rounding_is_to_nearest_even() {

@@ -480,6 +480,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::{scales_of, store_sums, Operands, NR, ZERO_POINT};
+    use crate::packed::x86::column_masks;
 
     /// [`quantize_row_avx512`] behind the dispatcher's safe signature.
     pub(super) fn quantize_row_avx512_safe(row: &[f32], out: &mut [u8]) -> f32 {
@@ -541,24 +542,14 @@ mod x86 {
     /// As [`super::kernel_scalar`], and the CPU must support AVX-512F and AVX512_VNNI.
     #[target_feature(enable = "avx512f,avx512vnni")]
     pub(super) unsafe fn kernel_vnni(o: Operands, c: *mut f32, ldc: usize, rows: usize, cols: usize, accumulate: bool) {
-        // One copy of the loop per row count, so that the compiler keeps every accumulator
-        // in a register (with a run-time count it spills them to the stack, at a third of
-        // the speed).
-        macro_rules! by_rows {
-            ($($r:literal)*) => {
-                match rows {
-                    $($r => store_vnni(&o, &sums_vnni::<$r>(&o), c, ldc, cols, accumulate),)*
-                    _ => unreachable!("a tile has 1 to {MR_VNNI} rows"),
-                }
-            };
-        }
-        by_rows!(1 2 3 4 5 6 7 8 9 10 11 12);
+        let acc = by_rows!(rows, |R| sums_vnni::<{ R }>(&o), [1 2 3 4 5 6 7 8 9 10 11 12]);
+        store_vnni(&o, &acc[..rows], c, ldc, cols, accumulate);
     }
 
     /// The integer sums of a tile of `R` rows.
     #[target_feature(enable = "avx512f,avx512vnni")]
     #[inline]
-    unsafe fn sums_vnni<const R: usize>(o: &Operands) -> [[__m512i; 2]; R] {
+    unsafe fn sums_vnni<const R: usize>(o: &Operands) -> [[__m512i; 2]; MR_VNNI] {
         let mut acc = [[_mm512_setzero_si512(); 2]; R];
         for q in 0..o.quads {
             let w0 = _mm512_loadu_si512(o.panel.add(q * NR * 4).cast());
@@ -569,27 +560,16 @@ mod x86 {
                 row[1] = _mm512_dpbusd_epi32(row[1], x, w1);
             }
         }
-        acc
+        let mut all = [[_mm512_setzero_si512(); 2]; MR_VNNI];
+        all[..R].copy_from_slice(&acc);
+        all
     }
 
     /// The epilogue of [`kernel_vnni`] in vectors: the same operations as [`super::finish`].
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn store_vnni(o: &Operands, acc: &[[__m512i; 2]], c: *mut f32, ldc: usize, cols: usize, accumulate: bool) {
-        let masks: [__mmask16; 2] = [
-            if cols >= 16 {
-                0xFFFF
-            } else {
-                ((1u32 << cols) - 1) as u16
-            },
-            if cols >= 32 {
-                0xFFFF
-            } else if cols > 16 {
-                ((1u32 << (cols - 16)) - 1) as u16
-            } else {
-                0
-            },
-        ];
+        let masks = column_masks(cols);
         for (r, row) in acc.iter().enumerate() {
             let row_scale = _mm512_set1_ps(*o.row_scales.add(r));
             for (half, &sum) in row.iter().enumerate() {

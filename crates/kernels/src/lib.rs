@@ -31,6 +31,22 @@
 
 #![deny(missing_docs)]
 
+/// `$call` with the constant `$R` set to `$rows`, one of the listed counts: a microkernel's row loop
+/// compiled once per row count, so that the compiler keeps every accumulator in a register
+/// (with a run-time count LLVM spills them to the stack and the kernel runs at a third to a
+/// half of its speed; measured on the int8, bf16 and f32 kernels).
+macro_rules! by_rows {
+    ($rows:expr, |$R:ident| $call:expr, [$($r:literal)*]) => {
+        match $rows {
+            $($r => {
+                const $R: usize = $r;
+                $call
+            })*
+            rows => unreachable!("a microkernel tile of {rows} rows"),
+        }
+    };
+}
+
 pub mod bf16;
 pub mod int8;
 pub mod ops;

@@ -288,17 +288,27 @@ pub(crate) mod x86 {
         cols: usize,
         accumulate: bool,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        let acc = by_rows!(rows, |R| sums_avx512::<{ R }>(a, lda, panel, kc), [1 2 3 4 5 6 7 8]);
+        store_avx512(&acc[..rows], c, ldc, cols, accumulate);
+    }
+
+    /// The sums of a [`kernel_avx512`] tile of `R` rows (the other rows zero).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn sums_avx512<const R: usize>(a: *const f32, lda: usize, panel: *const f32, kc: usize) -> [[__m512; 2]; 8] {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
         for p in 0..kc {
             let w0 = _mm512_loadu_ps(panel.add(p * NR));
             let w1 = _mm512_loadu_ps(panel.add(p * NR + 16));
-            for (r, row) in acc.iter_mut().enumerate().take(rows) {
+            for (r, row) in acc.iter_mut().enumerate() {
                 let x = _mm512_set1_ps(*a.add(r * lda + p));
                 row[0] = _mm512_fmadd_ps(x, w0, row[0]);
                 row[1] = _mm512_fmadd_ps(x, w1, row[1]);
             }
         }
-        store_avx512(&acc, c, ldc, rows, cols, accumulate);
+        let mut all = [[_mm512_setzero_ps(); 2]; 8];
+        all[..R].copy_from_slice(&acc);
+        all
     }
 
     /// Stores up to 8 rows of two 16-lane accumulators into `c` (masked to `cols`, added to
@@ -308,27 +318,9 @@ pub(crate) mod x86 {
     /// `c` writable for `rows` rows of `cols <= 32` values at stride `ldc`; AVX-512F.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(crate) unsafe fn store_avx512(
-        acc: &[[__m512; 2]; 8],
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-        accumulate: bool,
-    ) {
-        let mask0: __mmask16 = if cols >= 16 {
-            0xFFFF
-        } else {
-            ((1u32 << cols) - 1) as u16
-        };
-        let mask1: __mmask16 = if cols >= 32 {
-            0xFFFF
-        } else if cols > 16 {
-            ((1u32 << (cols - 16)) - 1) as u16
-        } else {
-            0
-        };
-        for (r, row) in acc.iter().enumerate().take(rows) {
+    pub(crate) unsafe fn store_avx512(acc: &[[__m512; 2]], c: *mut f32, ldc: usize, cols: usize, accumulate: bool) {
+        let [mask0, mask1] = column_masks(cols);
+        for (r, row) in acc.iter().enumerate() {
             let out = c.add(r * ldc);
             let (mut v0, mut v1) = (row[0], row[1]);
             if accumulate {
@@ -338,6 +330,15 @@ pub(crate) mod x86 {
             _mm512_mask_storeu_ps(out, mask0, v0);
             _mm512_mask_storeu_ps(out.add(16), mask1, v1);
         }
+    }
+
+    /// The lane masks of the two 16-column halves of a panel tile whose first `cols` columns
+    /// (at most 32) are written.
+    pub(crate) fn column_masks(cols: usize) -> [__mmask16; 2] {
+        let first = cols.min(16);
+        let second = cols.saturating_sub(16).min(16);
+        let mask = |n: usize| ((1u32 << n) - 1) as __mmask16;
+        [mask(first), mask(second)]
     }
 
     /// AVX2+FMA microkernel, up to 4 rows x 32 columns (16 accumulators).
