@@ -3,45 +3,16 @@
 //! unchanged), and sets up no bucket. This file holds a single test: the counting allocator
 //! is process-wide. Skipped with a one-line reason without a GPU.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chronos2::executor::Precision;
 use chronos2::{Chronos2Model, Config, ModelInput, ModelOutput, RandomInit};
 use chronos2_cuda::{missing_library, CudaModel, CudaOptions, Gpu};
 use chronos2_kernels::pool::Pool;
-
-/// Counts allocations made while `COUNTING` is set, on every thread.
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use chronos2_testkit::{allocations_during, CountingAllocator};
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 #[test]
 fn replayed_calls_allocate_nothing() {
@@ -77,19 +48,15 @@ fn replayed_calls_allocate_nothing() {
         }
         let before = model.stats();
         let (free, _) = gpu.memory().unwrap();
-        COUNTING.store(true, Ordering::SeqCst);
-        for _ in 0..5 {
-            for (input, out) in inputs.iter().zip(&mut outs) {
-                model.forward_into(input, out).unwrap();
+        let allocations = allocations_during(|| {
+            for _ in 0..5 {
+                for (input, out) in inputs.iter().zip(&mut outs) {
+                    model.forward_into(input, out).unwrap();
+                }
             }
-        }
-        COUNTING.store(false, Ordering::SeqCst);
+        });
         let after = model.stats();
-        assert_eq!(
-            ALLOCATIONS.swap(0, Ordering::SeqCst),
-            0,
-            "{precision:?}: host allocations"
-        );
+        assert_eq!(allocations, 0, "{precision:?}: host allocations");
         assert_eq!(gpu.memory().unwrap().0, free, "{precision:?}: device memory changed");
         assert_eq!((after.buckets, after.graphs_captured), (3, 3), "{precision:?}");
         assert_eq!(before.buckets, after.buckets);

@@ -2,43 +2,14 @@
 //! plan. This file holds a single test: the counting allocator is process-wide, so no other
 //! test may run beside it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chronos2::{Chronos2Model, Config, ModelInput, ModelOutput, RandomInit};
 use chronos2_engine::{CompileOptions, CompiledModel, Pool, Precision};
-
-/// Counts allocations made while `COUNTING` is set, on every thread.
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use chronos2_testkit::{allocations_during, CountingAllocator};
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn inputs() -> Vec<ModelInput> {
     let rows: Vec<Vec<f32>> = (0..4)
@@ -72,17 +43,15 @@ fn warm_calls_allocate_nothing_and_plan_nothing() {
         }
         let planned = compiled.stats().plans_built;
         assert_eq!(planned, inputs.len());
-        ALLOCATIONS.store(0, Ordering::SeqCst);
-        COUNTING.store(true, Ordering::SeqCst);
-        for _ in 0..3 {
-            for input in &inputs {
-                compiled.forward_into(input, &mut out).unwrap();
+        let allocations = allocations_during(|| {
+            for _ in 0..3 {
+                for input in &inputs {
+                    compiled.forward_into(input, &mut out).unwrap();
+                }
             }
-        }
-        COUNTING.store(false, Ordering::SeqCst);
+        });
         assert_eq!(
-            ALLOCATIONS.load(Ordering::SeqCst),
-            0,
+            allocations, 0,
             "heap allocations during warm compiled calls in {precision:?}"
         );
         assert_eq!(compiled.stats().plans_built, planned, "a warm call built a plan");

@@ -4,7 +4,9 @@
 //!   returning the worst error as a fraction of the allowance and printing the first
 //!   mismatches;
 //! * [`ReferenceCase`]: one model call recorded by `tools/reference/generate_fixtures.py`
-//!   (input, quantile forecasts, loc/scale, optionally the encoder output).
+//!   (input, quantile forecasts, loc/scale, optionally the encoder output);
+//! * [`CountingAllocator`] and [`allocations_during`]: the heap allocations of a piece of code
+//!   on every thread (the zero-allocation tests of the compiled and CUDA executors).
 //!
 //! ```
 //! use chronos2_testkit::check;
@@ -150,5 +152,71 @@ impl ReferenceCase {
             input = input.with_future_covariates(self.f32s("future_covariates"), shape[1]);
         }
         input
+    }
+}
+
+/// A global allocator that counts heap allocations and reallocations made, on any thread,
+/// while [`allocations_during`] runs; everything else goes to the system allocator unchanged.
+/// A test binary installs it with `#[global_allocator] static A: CountingAllocator =
+/// CountingAllocator;` and holds a single test (the count is process-wide).
+pub struct CountingAllocator;
+
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static ALLOCATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl CountingAllocator {
+    fn count(&self) {
+        if COUNTING.load(std::sync::atomic::Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        self.count();
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        self.count();
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Runs `f` and returns the heap allocations made meanwhile on every thread, as counted by a
+/// [`CountingAllocator`] installed as the global allocator (0 if none is installed).
+pub fn allocations_during(f: impl FnOnce()) -> usize {
+    use std::sync::atomic::Ordering;
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.swap(0, Ordering::SeqCst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[global_allocator]
+    static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+    /// The only test of this binary (the count is process-wide).
+    #[test]
+    fn counts_allocations_only_while_asked() {
+        let counted = allocations_during(|| {
+            std::hint::black_box(vec![1u8; 10]);
+        });
+        assert!(counted >= 1, "{counted}");
+        let outside = vec![2u8; 10];
+        assert_eq!(allocations_during(|| {}), 0);
+        std::hint::black_box(outside);
     }
 }
