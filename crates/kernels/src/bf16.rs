@@ -67,7 +67,7 @@ pub fn to_bf16_pairs(x: &[f32], ldx: usize, m: usize, k: usize, out: &mut [u32],
     assert!(out.len() >= m * kp, "to_bf16_pairs: output too short");
     assert!(m == 0 || x.len() >= (m - 1) * ldx + k, "to_bf16_pairs: input too short");
     let rows_per_chunk = 64;
-    let convert = *row_converter();
+    let convert = row_converter();
     pool.for_each_chunk(&mut out[..m * kp], rows_per_chunk * kp, &|chunk, part| {
         for (i, row_out) in part.chunks_exact_mut(kp).enumerate() {
             let r = chunk * rows_per_chunk + i;
@@ -82,7 +82,7 @@ pub fn to_bf16_pairs(x: &[f32], ldx: usize, m: usize, k: usize, out: &mut [u32],
 /// # Panics
 /// If `out` is shorter than `x`.
 pub fn round_bf16_into(x: &[f32], out: &mut [f32], pool: &Pool) {
-    let round = *rounder();
+    let round = rounder();
     let chunk = 64 * 1024;
     pool.for_each_chunk(&mut out[..x.len()], chunk, &|i, part| {
         round(&x[i * chunk..i * chunk + part.len()], part);
@@ -114,27 +114,13 @@ type RowConverter = fn(&[f32], &mut [u32]);
 type SliceRounder = fn(&[f32], &mut [f32]);
 
 /// The widest build of [`row_to_pairs`] this CPU runs (the same arithmetic on every path).
-fn row_converter() -> &'static RowConverter {
-    static CONVERTER: OnceLock<RowConverter> = OnceLock::new();
-    CONVERTER.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if IsaLevel::active() >= IsaLevel::Avx512 {
-            return x86::row_to_pairs_avx512;
-        }
-        row_to_pairs
-    })
+fn row_converter() -> RowConverter {
+    avx512_or!(RowConverter, x86::row_to_pairs_avx512, row_to_pairs)
 }
 
 /// The widest build of [`round_slice`] this CPU runs.
-fn rounder() -> &'static SliceRounder {
-    static ROUNDER: OnceLock<SliceRounder> = OnceLock::new();
-    ROUNDER.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if IsaLevel::active() >= IsaLevel::Avx512 {
-            return x86::round_slice_avx512;
-        }
-        round_slice
-    })
+fn rounder() -> SliceRounder {
+    avx512_or!(SliceRounder, x86::round_slice_avx512, round_slice)
 }
 
 /// A `[n, k]` weight matrix rounded to bf16 and packed for [`linear_bf16`].

@@ -107,7 +107,7 @@ pub fn quantize_rows(x: &[f32], ldx: usize, m: usize, k: usize, out: &mut [u8], 
     if m == 0 {
         return;
     }
-    let quantizer = *quantizer();
+    let quantizer = quantizer();
     let rows_per_chunk = 32;
     let scales = crate::pool::SharedMut::new(&mut scales[..m]);
     pool.for_each_chunk(&mut out[..m * width], rows_per_chunk * width, &|chunk, part| {
@@ -123,15 +123,9 @@ pub fn quantize_rows(x: &[f32], ldx: usize, m: usize, k: usize, out: &mut [u8], 
 
 type Quantizer = fn(&[f32], &mut [u8]) -> f32;
 
-fn quantizer() -> &'static Quantizer {
-    static QUANTIZER: OnceLock<Quantizer> = OnceLock::new();
-    QUANTIZER.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if IsaLevel::active() >= IsaLevel::Avx512 {
-            return x86::quantize_row_avx512_safe;
-        }
-        quantize_row
-    })
+/// The widest build of [`quantize_row`] this CPU runs (bit-identical results).
+fn quantizer() -> Quantizer {
+    avx512_or!(Quantizer, x86::quantize_row_avx512_safe, quantize_row)
 }
 
 /// A `[n, k]` weight matrix quantized per output channel and packed for [`linear_int8`]:

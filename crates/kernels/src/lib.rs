@@ -47,6 +47,22 @@ macro_rules! by_rows {
     };
 }
 
+/// The AVX-512F build `$avx512` of a row function where the kernels may use AVX-512F
+/// ([`IsaLevel::active`]), else the plain `$plain`: decided once, then a function pointer of
+/// type `$ty`.
+macro_rules! avx512_or {
+    ($ty:ty, $avx512:path, $plain:path) => {{
+        static CHOICE: std::sync::OnceLock<$ty> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            if crate::IsaLevel::active() >= crate::IsaLevel::Avx512 {
+                return $avx512;
+            }
+            $plain
+        })
+    }};
+}
+
 pub mod bf16;
 pub mod int8;
 pub mod ops;
