@@ -59,6 +59,25 @@ pub fn time_processes(command: &dyn Fn(&Path) -> Command, cached: bool, runs: us
     })
 }
 
+/// [`time_processes`] on the running binary itself: the same arguments, with the variable
+/// `probe` set to `value` (which tells the child what single piece of work to do) and
+/// `CHRONOS2_CACHE_DIR` pointing at the run's own compile-cache directory.
+///
+/// # Errors
+/// If the binary cannot be found, or as [`time_processes`].
+pub fn time_this_binary(probe: &str, value: &str, cached: bool, runs: usize) -> Result<ProcessTimes, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the running binary to time it: {e}"))?;
+    let command = |cache: &Path| {
+        let mut child = Command::new(&exe);
+        child
+            .args(std::env::args_os().skip(1))
+            .env(probe, value)
+            .env("CHRONOS2_CACHE_DIR", cache);
+        child
+    };
+    time_processes(&command, cached, runs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use chronos2_backtest::report::write_atomic;
 use chronos2_backtest::table::Table;
-use chronos2_bench::process::{time_processes, ProcessTimes};
+use chronos2_bench::process::{time_this_binary, ProcessTimes};
 use chronos2_bench::{
     gemm_rate, model_flops, peak_rss_bytes, run_case, run_for, shape_case, CaseResult, DurationResult, MachineInfo,
     ShapeCase,
@@ -385,16 +385,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
 /// Times this command again as child processes that load the model in `mode`, run the first
 /// case once and exit (the same flags, so the same model, data and settings).
 fn start_to_first_forecast(mode: &str, runs: usize) -> Result<ProcessTimes> {
-    let exe = std::env::current_exe().context("cannot find the running binary to time it")?;
-    let command = |cache: &std::path::Path| {
-        let mut child = std::process::Command::new(&exe);
-        child
-            .args(std::env::args_os().skip(1))
-            .env(PROBE_VARIABLE, mode)
-            .env("CHRONOS2_CACHE_DIR", cache);
-        child
-    };
-    time_processes(&command, mode == "compiled", runs).map_err(|e| anyhow::anyhow!("timing {mode} start-up: {e}"))
+    time_this_binary(PROBE_VARIABLE, mode, mode == "compiled", runs)
+        .map_err(|e| anyhow::anyhow!("timing {mode} start-up: {e}"))
 }
 
 /// Timed calls that failed or gave a non-finite output, and all timed calls, over the report.

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use chronos2_backtest::report::{check_output_dir, write_atomic, write_outputs};
 use chronos2_bench::compare::{check_settings, compare, CompareReport, Setup};
-use chronos2_bench::process::{time_processes, ProcessTimes};
+use chronos2_bench::process::{time_this_binary, ProcessTimes};
 use chronos2_bench::verdict::Thresholds;
 use chronos2_bench::MachineInfo;
 use chronos2_engine::{Mode, Settings};
@@ -109,16 +109,8 @@ fn run_probe(args: &Args, labels: &[String; 2], probe: &str) -> Result<()> {
 
 /// Times setup `setup` run by engine `label` as whole child processes of this same command.
 fn whole_process(label: usize, setup: usize, cached: bool, runs: usize) -> Result<ProcessTimes> {
-    let exe = std::env::current_exe().context("cannot find the running binary to time it")?;
-    let command = |cache: &std::path::Path| {
-        let mut child = std::process::Command::new(&exe);
-        child
-            .args(std::env::args_os().skip(1))
-            .env(PROBE_VARIABLE, format!("{label}:{setup}"))
-            .env("CHRONOS2_CACHE_DIR", cache);
-        child
-    };
-    time_processes(&command, cached, runs).map_err(|e| anyhow::anyhow!("timing setup {setup} as a process: {e}"))
+    time_this_binary(PROBE_VARIABLE, &format!("{label}:{setup}"), cached, runs)
+        .map_err(|e| anyhow::anyhow!("timing setup {setup} as a process: {e}"))
 }
 
 /// Runs the command.
