@@ -132,7 +132,6 @@ fn part(block: &PackedResidual, part: ResidualPart) -> &PackedLinear {
 /// Scratch for a low-precision layer's input, sized once per plan for the widest layer input
 /// of every token: bf16 pairs for bf16 panels, rounded f32 values for f32-packed bf16
 /// weights, quantized rows and their scales for int8.
-#[derive(Default)]
 pub(crate) struct InputScratch {
     pairs: Vec<u32>,
     rounded: Vec<f32>,
@@ -141,30 +140,32 @@ pub(crate) struct InputScratch {
 }
 
 impl InputScratch {
+    /// Elements per token of each buffer for inputs of up to `widest` values in `precision`:
+    /// `[pairs, rounded, quantized, row_scales]`.
+    fn per_token(widest: usize, precision: Precision) -> [usize; 4] {
+        match precision {
+            Precision::Float32 => [0; 4],
+            Precision::BFloat16 if packed_bf16_pays() => [pairs(widest), 0, 0, 0],
+            Precision::BFloat16 => [0, widest, 0, 0],
+            Precision::Int8 => [0, 0, int8::row_bytes(widest), 1],
+        }
+    }
+
     /// Scratch for `tokens` inputs of up to `widest` values in `precision`.
     pub fn new(tokens: usize, widest: usize, precision: Precision) -> Self {
-        let mut scratch = Self::default();
-        match precision {
-            Precision::Float32 => {}
-            Precision::BFloat16 if packed_bf16_pays() => scratch.pairs = vec![0; tokens * pairs(widest)],
-            Precision::BFloat16 => scratch.rounded = vec![0.0; tokens * widest],
-            Precision::Int8 => {
-                scratch.quantized = vec![0; tokens * int8::row_bytes(widest)];
-                scratch.row_scales = vec![0.0; tokens];
-            }
+        let [pairs, rounded, quantized, row_scales] = Self::per_token(widest, precision);
+        Self {
+            pairs: vec![0; tokens * pairs],
+            rounded: vec![0.0; tokens * rounded],
+            quantized: vec![0; tokens * quantized],
+            row_scales: vec![0.0; tokens * row_scales],
         }
-        scratch
     }
 
     /// Bytes [`new`](Self::new) allocates.
     pub fn bytes(tokens: usize, widest: usize, precision: Precision) -> usize {
-        tokens
-            * match precision {
-                Precision::Float32 => 0,
-                Precision::BFloat16 if packed_bf16_pays() => std::mem::size_of::<u32>() * pairs(widest),
-                Precision::BFloat16 => std::mem::size_of::<f32>() * widest,
-                Precision::Int8 => int8::row_bytes(widest) + std::mem::size_of::<f32>(),
-            }
+        let [pairs, rounded, quantized, row_scales] = Self::per_token(widest, precision);
+        tokens * (size_of::<u32>() * pairs + size_of::<f32>() * (rounded + row_scales) + quantized)
     }
 }
 
