@@ -125,12 +125,6 @@ impl PackedWeight {
         &self.data
     }
 
-    /// Packs several `[n_i, k]` weights stacked along n (e.g. Q, K, V into one QKV weight).
-    pub fn stacked(weights: &[&[f32]], k: usize) -> Self {
-        let joined: Vec<f32> = weights.iter().flat_map(|w| w.iter().copied()).collect();
-        Self::new(&joined, joined.len() / k.max(1), k)
-    }
-
     /// Output width n.
     pub fn n(&self) -> usize {
         self.n
