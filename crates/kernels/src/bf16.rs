@@ -15,7 +15,7 @@
 
 use std::sync::OnceLock;
 
-use crate::packed::{check_len, drive, Shape, NR};
+use crate::packed::{check_len, drive, Shape, TileCall, NR};
 use crate::pool::Pool;
 use crate::storage::{Storage, StorageError};
 use crate::IsaLevel;
@@ -216,22 +216,23 @@ pub fn linear_bf16(
         x.len() >= (m - 1) * ldx + kp,
         "linear_bf16: x is too short for {m} rows"
     );
-    let Bf16Isa { kernel, mr, .. } = *isa();
-    let tile = |r0: usize, rows: usize, panel: usize, q0: usize, kc: usize, out: *mut f32, acc: bool| {
+    let isa = *isa();
+    let tile = |t: &TileCall| {
         // SAFETY: `drive` passes tiles inside the checked shapes: rows [r0, r0 + rows) of x
-        // and the pair slice [q0, q0 + kc) of a panel of w; `out` is the tile's first element
-        // of y, written by this call alone; `isa()` returns only kernels this CPU runs.
+        // and the columns [column, column + cols) of the pair slice [p0, p0 + kc) of a panel
+        // of w; `out` is the tile's first element of y, written by this call alone; `isa()`
+        // returns only kernels this CPU runs.
         unsafe {
-            kernel(
-                x.as_ptr().add(r0 * ldx + q0),
+            (isa.kernel)(
+                x.as_ptr().add(t.r0 * ldx + t.p0),
                 ldx,
-                w.data.as_ptr().add(panel * NR * kp + q0 * NR),
-                kc,
-                out,
+                w.data.as_ptr().add(t.panel * NR * kp + t.p0 * NR + t.column),
+                t.kc,
+                t.out,
                 ldy,
-                rows,
-                NR.min(n - panel * NR),
-                acc,
+                t.rows,
+                t.cols,
+                t.accumulate,
             );
         }
     };
@@ -240,18 +241,22 @@ pub fn linear_bf16(
         n,
         depth: kp,
         slice: KC_PAIRS,
-        mr,
+        mr: isa.mr,
+        width: isa.width,
     };
     drive(y, ldy, shape, bias, accumulate, pool, &tile);
 }
 
 type Kernel = unsafe fn(*const u32, usize, *const u32, usize, *mut f32, usize, usize, usize, bool);
 
-/// A bf16 microkernel and its row count.
+/// A bf16 microkernel and its tile.
 #[derive(Clone, Copy)]
 pub struct Bf16Isa {
     kernel: Kernel,
+    /// Rows per call.
     mr: usize,
+    /// Columns per call: a whole panel, or half of one.
+    width: usize,
     /// The instruction set, e.g. `avx512bf16`.
     pub name: &'static str,
 }
@@ -270,6 +275,7 @@ fn available_up_to(level: IsaLevel) -> Vec<Bf16Isa> {
             all.push(Bf16Isa {
                 kernel: x86::kernel_dpbf16,
                 mr: x86::MR_DPBF16,
+                width: NR,
                 name: "avx512bf16",
             });
         }
@@ -277,13 +283,15 @@ fn available_up_to(level: IsaLevel) -> Vec<Bf16Isa> {
             all.push(Bf16Isa {
                 kernel: x86::kernel_avx512_widen,
                 mr: 8,
+                width: NR,
                 name: "avx512f (widening)",
             });
         }
         if level >= IsaLevel::Avx2 {
             all.push(Bf16Isa {
                 kernel: x86::kernel_avx2_widen,
-                mr: 4,
+                mr: x86::MR_AVX2_WIDEN,
+                width: x86::HALF,
                 name: "avx2+fma (widening)",
             });
         }
@@ -291,6 +299,7 @@ fn available_up_to(level: IsaLevel) -> Vec<Bf16Isa> {
     all.push(Bf16Isa {
         kernel: kernel_scalar,
         mr: 4,
+        width: NR,
         name: "scalar (widening)",
     });
     all
@@ -354,6 +363,7 @@ unsafe fn kernel_scalar(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    pub(super) use crate::packed::x86::HALF;
     use crate::packed::x86::{store_avx2, store_avx512};
     use std::arch::x86_64::*;
 
@@ -475,10 +485,16 @@ mod x86 {
         store_avx512(&acc[..rows], c, ldc, cols, accumulate);
     }
 
-    /// AVX2+FMA widening microkernel, up to 4 rows x 32 columns.
+    /// Rows of the AVX2 widening microkernel: per 16-column half panel, 2R accumulators, the
+    /// 4 widened weight vectors, the mask and the row's broadcasts fit 16 ymm registers at 4.
+    pub(super) const MR_AVX2_WIDEN: usize = 4;
+
+    /// AVX2+FMA widening microkernel, up to [`MR_AVX2_WIDEN`] rows x [`HALF`] columns (`panel`
+    /// points at the first column of a half panel): every pair is widened to two f32 values
+    /// (a shift and a mask) and multiplied with FMAs.
     ///
     /// # Safety
-    /// As [`super::kernel_scalar`], and the CPU must support AVX2 and FMA.
+    /// As [`super::kernel_scalar`] with `cols <= HALF`, and the CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments, reason = "the microkernel ABI")]
     pub(super) unsafe fn kernel_avx2_widen(
@@ -492,35 +508,46 @@ mod x86 {
         cols: usize,
         accumulate: bool,
     ) {
+        let acc = by_rows!(rows, |R| sums_avx2_widen::<{ R }>(a, lda, panel, kp), [1 2 3 4]);
+        store_avx2(&acc[..rows], c, ldc, cols, accumulate);
+    }
+
+    /// The sums of a [`kernel_avx2_widen`] tile of `R` rows over one half panel.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn sums_avx2_widen<const R: usize>(
+        a: *const u32,
+        lda: usize,
+        half: *const u32,
+        kp: usize,
+    ) -> [[__m256; 2]; MR_AVX2_WIDEN] {
         let high = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
-        let mut acc = [[_mm256_setzero_ps(); 4]; 4];
+        let widen = |p: __m256i| {
+            (
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(p)),
+                _mm256_castsi256_ps(_mm256_and_si256(p, high)),
+            )
+        };
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for q in 0..kp {
-            let mut w = [(_mm256_setzero_ps(), _mm256_setzero_ps()); 4];
-            for (i, slot) in w.iter_mut().enumerate() {
-                let p = _mm256_loadu_si256(panel.add(q * NR + 8 * i).cast());
-                *slot = (
-                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(p)),
-                    _mm256_castsi256_ps(_mm256_and_si256(p, high)),
-                );
-            }
-            for (r, row) in acc.iter_mut().enumerate().take(rows) {
-                let x = *a.add(r * lda + q);
-                let (x_lo, x_hi) = (
-                    _mm256_set1_ps(f32::from_bits(x << 16)),
-                    _mm256_set1_ps(f32::from_bits(x & 0xFFFF_0000)),
-                );
-                for (slot, &(w_lo, w_hi)) in row.iter_mut().zip(&w) {
-                    *slot = _mm256_fmadd_ps(x_lo, w_lo, *slot);
-                    *slot = _mm256_fmadd_ps(x_hi, w_hi, *slot);
-                }
+            let (w0_lo, w0_hi) = widen(_mm256_loadu_si256(half.add(q * NR).cast()));
+            let (w1_lo, w1_hi) = widen(_mm256_loadu_si256(half.add(q * NR + 8).cast()));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let (x_lo, x_hi) = widen(_mm256_set1_epi32(*a.add(r * lda + q) as i32));
+                row[0] = _mm256_fmadd_ps(x_lo, w0_lo, row[0]);
+                row[1] = _mm256_fmadd_ps(x_lo, w1_lo, row[1]);
+                row[0] = _mm256_fmadd_ps(x_hi, w0_hi, row[0]);
+                row[1] = _mm256_fmadd_ps(x_hi, w1_hi, row[1]);
             }
         }
-        store_avx2(&acc, c, ldc, rows, cols, accumulate);
+        let mut all = [[_mm256_setzero_ps(); 2]; MR_AVX2_WIDEN];
+        all[..R].copy_from_slice(&acc);
+        all
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::tests::pseudo_random as data;
 
@@ -554,6 +581,12 @@ mod tests {
         assert_eq!(round_bf16(-2.5), -2.5);
     }
 
+    /// Shapes `(m, k, n)` giving every row count up to 12 (one tile of every kernel) with
+    /// 9, 24 and 33 columns and depths 1, 6 and 67.
+    pub(crate) fn odd_tiles() -> impl Iterator<Item = (usize, usize, usize)> {
+        (1..=12).flat_map(|m| [1, 6, 67].into_iter().flat_map(move |k| [9, 24, 33].map(|n| (m, k, n))))
+    }
+
     /// The plain answer: bf16-rounded operands, products and sums in f64.
     fn expected(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
         let mut y = vec![0.0f32; m * n];
@@ -570,8 +603,12 @@ mod tests {
 
     #[test]
     fn every_kernel_on_this_machine_matches_the_rounded_product() {
-        // Odd k (padding), tails in every dimension, many rows.
-        for &(m, k, n) in &[(1, 1, 1), (5, 7, 33), (9, 300, 40), (300, 64, 70)] {
+        // Odd k (padding), tails in every dimension, many rows, and every tile height with
+        // column counts below, at and past each vector width.
+        for (m, k, n) in [(1, 1, 1), (5, 7, 33), (9, 300, 40), (300, 64, 70)]
+            .into_iter()
+            .chain(odd_tiles())
+        {
             let (x, w) = (data(m * k, 11), data(n * k, 12));
             let packed = PackedBf16::new(&w, n, k);
             let mut pairs_x = vec![0u32; m * pairs(k)];
@@ -583,21 +620,24 @@ mod tests {
                 for r0 in (0..m).step_by(isa.mr) {
                     let rows = isa.mr.min(m - r0);
                     for panel in 0..n.div_ceil(NR) {
-                        // SAFETY: the buffers have exactly the shapes passed; `available`
-                        // lists only kernels this CPU runs.
-                        unsafe {
-                            (isa.kernel)(
-                                pairs_x.as_ptr().add(r0 * kp),
-                                kp,
-                                packed.data.as_ptr().add(panel * NR * kp),
-                                kp,
-                                got.as_mut_ptr().add(r0 * n + panel * NR),
-                                n,
-                                rows,
-                                NR.min(n - panel * NR),
-                                false,
-                            )
-                        };
+                        let panel_cols = NR.min(n - panel * NR);
+                        for column in (0..panel_cols).step_by(isa.width) {
+                            // SAFETY: the buffers have exactly the shapes passed; `available`
+                            // lists only kernels this CPU runs.
+                            unsafe {
+                                (isa.kernel)(
+                                    pairs_x.as_ptr().add(r0 * kp),
+                                    kp,
+                                    packed.data.as_ptr().add(panel * NR * kp + column),
+                                    kp,
+                                    got.as_mut_ptr().add(r0 * n + panel * NR + column),
+                                    n,
+                                    rows,
+                                    isa.width.min(panel_cols - column),
+                                    false,
+                                )
+                            };
+                        }
                     }
                 }
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {

@@ -11,13 +11,14 @@
 //!
 //! with `u = q_x + 128`. The integer sum is exact on every path, and the epilogue is the same
 //! f32 operations everywhere (a product, then one fused multiply-add when accumulating), so
-//! the AVX512_VNNI, AVX2 and scalar kernels and the plain reference ([`linear_reference`])
-//! give bit-identical results. Quantization rounds to nearest, ties to even, and clamps to
+//! the AVX512_VNNI, AVX-VNNI, AVX2 and scalar kernels and the plain reference
+//! ([`linear_reference`]) give bit-identical results. The AVX2 kernel multiplies signed values
+//! (`q_x = u − 128`) with `VPMADDUBSW` on magnitudes and signs, so its sums need no offset. Quantization rounds to nearest, ties to even, and clamps to
 //! ±127 (the symmetric range; -128 is never used).
 
 use std::sync::OnceLock;
 
-use crate::packed::{check_len, drive, Shape, NR};
+use crate::packed::{check_len, drive, Shape, TileCall, NR};
 use crate::pool::Pool;
 use crate::storage::{Storage, StorageError};
 use crate::IsaLevel;
@@ -255,29 +256,29 @@ pub fn linear_int8(
         x.data.len() >= (m - 1) * x.ld + width && x.scales.len() >= m,
         "linear_int8: x is too short for {m} rows"
     );
-    let Int8Isa { kernel, mr, .. } = *isa();
+    let isa = *isa();
     let quads = width / 4;
-    let tile = |r0: usize, rows: usize, panel: usize, _q0: usize, _kc: usize, out: *mut f32, acc: bool| {
+    let tile = |t: &TileCall| {
         // SAFETY: `drive` passes tiles inside the checked shapes (one slice covering the whole
-        // depth): rows [r0, r0 + rows) of x and their scales, one panel of w with its column
-        // scales and offsets; `out` is the tile's first element of y, written by this call
-        // alone; `isa()` returns only kernels this CPU runs.
+        // depth): rows [r0, r0 + rows) of x and their scales, the columns [column, column +
+        // cols) of one panel of w with their scales and offsets; `out` is the tile's first
+        // element of y, written by this call alone; `isa()` returns only kernels this CPU runs.
         unsafe {
-            kernel(
+            (isa.kernel)(
                 Operands {
-                    a: x.data.as_ptr().add(r0 * x.ld),
+                    a: x.data.as_ptr().add(t.r0 * x.ld),
                     lda: x.ld,
-                    row_scales: x.scales.as_ptr().add(r0),
-                    panel: w.data.as_ptr().add(panel * NR * width),
+                    row_scales: x.scales.as_ptr().add(t.r0),
+                    panel: w.data.as_ptr().add(t.panel * NR * width + 4 * t.column),
                     quads,
-                    col_scales: w.scales.as_ptr().add(panel * NR),
-                    offsets: w.offsets.as_ptr().add(panel * NR),
+                    col_scales: w.scales.as_ptr().add(t.panel * NR + t.column),
+                    offsets: w.offsets.as_ptr().add(t.panel * NR + t.column),
                 },
-                out,
+                t.out,
                 ldy,
-                rows,
-                NR.min(n - panel * NR),
-                acc,
+                t.rows,
+                t.cols,
+                t.accumulate,
             );
         }
     };
@@ -287,7 +288,8 @@ pub fn linear_int8(
         n,
         depth: quads,
         slice: quads.max(1),
-        mr,
+        mr: isa.mr,
+        width: isa.width,
     };
     drive(y, ldy, shape, bias, accumulate, pool, &tile);
 }
@@ -366,7 +368,10 @@ unsafe fn kernel_scalar(o: Operands, c: *mut f32, ldc: usize, rows: usize, cols:
 #[derive(Clone, Copy)]
 pub struct Int8Isa {
     kernel: Kernel,
+    /// Rows per call.
     mr: usize,
+    /// Columns per call: a whole panel, or half of one.
+    width: usize,
     /// The instruction set, e.g. `avx512vnni`.
     pub name: &'static str,
 }
@@ -376,6 +381,18 @@ fn has_avx512_vnni() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether this CPU has AVX-VNNI (`VPDPBUSD` on 256-bit vectors, VEX-encoded).
+fn has_avx_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("avxvnni")
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
@@ -396,20 +413,31 @@ fn available_up_to(level: IsaLevel) -> Vec<Int8Isa> {
             all.push(Int8Isa {
                 kernel: x86::kernel_vnni,
                 mr: x86::MR_VNNI,
+                width: NR,
                 name: "avx512vnni",
+            });
+        }
+        if level >= IsaLevel::AvxVnni && has_avx_vnni() {
+            all.push(Int8Isa {
+                kernel: x86::kernel_vnni_avx,
+                mr: x86::MR_VNNI_AVX,
+                width: x86::HALF,
+                name: "avx-vnni",
             });
         }
         if level >= IsaLevel::Avx2 {
             all.push(Int8Isa {
                 kernel: x86::kernel_avx2,
-                mr: 1,
-                name: "avx2 (widening)",
+                mr: x86::MR_AVX2,
+                width: x86::HALF,
+                name: "avx2 (vpmaddubsw)",
             });
         }
     }
     all.push(Int8Isa {
         kernel: kernel_scalar,
         mr: 4,
+        width: NR,
         name: "scalar",
     });
     all
@@ -473,8 +501,9 @@ pub fn linear_reference(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{scales_of, store_sums, Operands, NR, ZERO_POINT};
-    use crate::packed::x86::column_masks;
+    use super::{scales_of, Operands, NR, ZERO_POINT};
+    pub(super) use crate::packed::x86::HALF;
+    use crate::packed::x86::{column_masks, column_masks_avx2};
 
     /// [`quantize_row_avx512`] behind the dispatcher's safe signature.
     pub(super) fn quantize_row_avx512_safe(row: &[f32], out: &mut [u8]) -> f32 {
@@ -585,37 +614,170 @@ mod x86 {
         }
     }
 
-    /// AVX2 widening microkernel, one row x 32 columns: bytes widened to i16 and multiplied
-    /// pairwise with `VPMADDWD` (exact in i32), the epilogue as [`super::finish`].
+    /// Rows of the AVX2 microkernel: per 16-column half panel, 2R accumulators, 2 weight
+    /// vectors, the row's broadcast and its magnitude, a product and 2 constants fit 16 ymm
+    /// registers at 4.
+    pub(super) const MR_AVX2: usize = 4;
+
+    /// AVX2 microkernel, up to [`MR_AVX2`] rows x [`HALF`] columns (the operands point at the
+    /// first column of a half panel), exact. The activation bytes are turned back into
+    /// signed values (`u ^ 0x80 = q`), and `VPMADDUBSW(|q|, sign(w, q))` multiplies them with
+    /// the weights: both magnitudes are at most 127, so the pair sums (at most 2·127² = 32258)
+    /// never saturate i16; `VPMADDWD` by ones widens them to i32. The sums are then `Σ q·w`
+    /// directly (no zero-point offset), and the epilogue is [`super::finish`]'s.
     ///
     /// # Safety
-    /// As [`super::kernel_scalar`], and the CPU must support AVX2.
-    #[target_feature(enable = "avx2")]
+    /// As [`super::kernel_scalar`] with `cols <= HALF`, and the CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn kernel_avx2(o: Operands, c: *mut f32, ldc: usize, rows: usize, cols: usize, accumulate: bool) {
-        let mut sums = [[0i32; NR]; 1];
-        for r in 0..rows {
-            // Per group of 4 columns: lanes (column, pair of depth) partial sums.
-            let mut acc = [_mm256_setzero_si256(); 8];
-            for q in 0..o.quads {
-                let bytes = _mm_set1_epi32(o.a.add(r * o.lda + 4 * q).cast::<i32>().read_unaligned());
-                let x = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(bytes));
-                for (g, slot) in acc.iter_mut().enumerate() {
-                    let w = _mm256_cvtepi8_epi16(_mm_loadu_si128(o.panel.add(q * NR * 4 + 16 * g).cast()));
-                    *slot = _mm256_add_epi32(*slot, _mm256_madd_epi16(w, x));
+        let acc = by_rows!(rows, |R| sums_avx2::<{ R }>(&o), [1 2 3 4]);
+        store_avx2(&o, &acc[..rows], false, c, ldc, cols, accumulate);
+    }
+
+    /// The signed sums `Σ q·w` of a [`kernel_avx2`] tile of `R` rows (in an array sized for
+    /// the largest 256-bit int8 tile).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn sums_avx2<const R: usize>(o: &Operands) -> [[__m256i; 2]; MR_VNNI_AVX] {
+        let ones = _mm256_set1_epi16(1);
+        let flip = _mm256_set1_epi8(ZERO_POINT as u8 as i8);
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        for q in 0..o.quads {
+            let quad = o.panel.add(q * NR * 4);
+            let w0 = _mm256_loadu_si256(quad.cast());
+            let w1 = _mm256_loadu_si256(quad.add(32).cast());
+            for (r, row) in acc.iter_mut().enumerate() {
+                let biased = _mm256_set1_epi32(o.a.add(r * o.lda + 4 * q).cast::<i32>().read_unaligned());
+                let x = _mm256_xor_si256(biased, flip);
+                let magnitude = _mm256_abs_epi8(x);
+                let p0 = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(w0, x));
+                let p1 = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(w1, x));
+                row[0] = _mm256_add_epi32(row[0], _mm256_madd_epi16(p0, ones));
+                row[1] = _mm256_add_epi32(row[1], _mm256_madd_epi16(p1, ones));
+            }
+        }
+        let mut all = [[_mm256_setzero_si256(); 2]; MR_VNNI_AVX];
+        all[..R].copy_from_slice(&acc);
+        all
+    }
+
+    /// Rows of the AVX-VNNI microkernel: 12 accumulators, 2 weight vectors and a broadcast
+    /// take 15 of the 16 ymm registers.
+    pub(super) const MR_VNNI_AVX: usize = 6;
+
+    /// Defines a 256-bit `VPDPBUSD`-style microkernel `$kernel` (and its row loop `$sums`)
+    /// compiled with `$features`, whose quad products are `$dot(acc, x, w)`: the AVX-VNNI
+    /// kernel, and in tests the same kernel over an AVX2 emulation of the instruction, so that
+    /// its tiles and epilogue run on CPUs without AVX-VNNI too.
+    macro_rules! vnni_avx_kernel {
+        ($features:literal, $kernel:ident, $sums:ident, $dot:path) => {
+            /// A 256-bit `VPDPBUSD` microkernel, up to [`MR_VNNI_AVX`] rows x [`HALF`] columns
+            /// (the operands point at the first column of a half panel): the same unsigned ×
+            /// signed quads and zero-point offsets as [`kernel_vnni`].
+            ///
+            /// # Safety
+            /// As [`super::kernel_scalar`] with `cols <= HALF`, and the CPU must support the
+            /// enabled features.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $kernel(
+                o: Operands,
+                c: *mut f32,
+                ldc: usize,
+                rows: usize,
+                cols: usize,
+                accumulate: bool,
+            ) {
+                let acc = by_rows!(rows, |R| $sums::<{ R }>(&o), [1 2 3 4 5 6]);
+                store_avx2(&o, &acc[..rows], true, c, ldc, cols, accumulate);
+            }
+
+            /// The biased sums `Σ u·w` of a tile of `R` rows.
+            #[target_feature(enable = $features)]
+            #[inline]
+            unsafe fn $sums<const R: usize>(o: &Operands) -> [[__m256i; 2]; MR_VNNI_AVX] {
+                let mut acc = [[_mm256_setzero_si256(); 2]; R];
+                for q in 0..o.quads {
+                    let quad = o.panel.add(q * NR * 4);
+                    let w0 = _mm256_loadu_si256(quad.cast());
+                    let w1 = _mm256_loadu_si256(quad.add(32).cast());
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let x = _mm256_set1_epi32(o.a.add(r * o.lda + 4 * q).cast::<i32>().read_unaligned());
+                        row[0] = $dot(row[0], x, w0);
+                        row[1] = $dot(row[1], x, w1);
+                    }
                 }
+                let mut all = [[_mm256_setzero_si256(); 2]; MR_VNNI_AVX];
+                all[..R].copy_from_slice(&acc);
+                all
             }
-            let mut lanes = [0i32; 64];
-            for (g, &v) in acc.iter().enumerate() {
-                _mm256_storeu_si256(lanes.as_mut_ptr().add(8 * g).cast(), v);
+        };
+    }
+
+    vnni_avx_kernel!(
+        "avx2,fma,avxvnni",
+        kernel_vnni_avx,
+        sums_vnni_avx,
+        _mm256_dpbusd_avx_epi32
+    );
+
+    #[cfg(test)]
+    vnni_avx_kernel!("avx2,fma", kernel_vnni_emulated, sums_vnni_emulated, dpbusd_emulated);
+
+    /// `VPDPBUSD` on 256-bit vectors emulated with AVX2 (for tests): per 32-bit lane, `acc` plus
+    /// the four products of `u`'s unsigned bytes and `w`'s signed bytes, exactly.
+    #[cfg(test)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn dpbusd_emulated(acc: __m256i, u: __m256i, w: __m256i) -> __m256i {
+        let ones = _mm256_set1_epi16(1);
+        // Even and odd bytes as 16-bit values: unsigned for u, signed for w.
+        let u_even = _mm256_and_si256(u, _mm256_set1_epi16(0xFF));
+        let u_odd = _mm256_srli_epi16::<8>(u);
+        let w_even = _mm256_srai_epi16::<8>(_mm256_slli_epi16::<8>(w));
+        let w_odd = _mm256_srai_epi16::<8>(w);
+        // Each product fits i16 (|u·w| <= 255·127); VPMADDWD by ones adds neighbours in i32.
+        let even = _mm256_madd_epi16(_mm256_mullo_epi16(u_even, w_even), ones);
+        let odd = _mm256_madd_epi16(_mm256_mullo_epi16(u_odd, w_odd), ones);
+        _mm256_add_epi32(acc, _mm256_add_epi32(even, odd))
+    }
+
+    /// The epilogue of the 256-bit kernels (one half panel), in vectors: the same operations
+    /// as [`super::finish`] (with `biased`, the sums still hold the zero point's offsets,
+    /// which are subtracted first).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn store_avx2(
+        o: &Operands,
+        acc: &[[__m256i; 2]],
+        biased: bool,
+        c: *mut f32,
+        ldc: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let masks = column_masks_avx2(cols);
+        for (r, row) in acc.iter().enumerate() {
+            let row_scale = _mm256_set1_ps(*o.row_scales.add(r));
+            for (v, (&sum, &mask)) in row.iter().zip(&masks).enumerate() {
+                if cols <= 8 * v {
+                    break;
+                }
+                let column = 8 * v;
+                let sum = if biased {
+                    _mm256_sub_epi32(sum, _mm256_loadu_si256(o.offsets.add(column).cast()))
+                } else {
+                    sum
+                };
+                let scale = _mm256_mul_ps(row_scale, _mm256_loadu_ps(o.col_scales.add(column)));
+                let value = _mm256_cvtepi32_ps(sum);
+                let out = c.add(r * ldc + 8 * v);
+                let result = if accumulate {
+                    _mm256_fmadd_ps(scale, value, _mm256_maskload_ps(out, mask))
+                } else {
+                    _mm256_mul_ps(scale, value)
+                };
+                _mm256_maskstore_ps(out, mask, result);
             }
-            for (j, slot) in sums[0].iter_mut().enumerate() {
-                *slot = lanes[2 * j] + lanes[2 * j + 1];
-            }
-            let row = Operands {
-                row_scales: o.row_scales.add(r),
-                ..o
-            };
-            store_sums(&sums, &row, c.add(r * ldc), ldc, cols, accumulate);
         }
     }
 }
@@ -657,8 +819,12 @@ mod tests {
 
     #[test]
     fn every_kernel_on_this_machine_matches_the_reference_bit_for_bit() {
-        // k not a multiple of 4 (padding), tails in every dimension, many rows.
-        for &(m, k, n) in &[(1, 1, 1), (5, 7, 33), (9, 300, 40), (70, 64, 70)] {
+        // k not a multiple of 4 (padding), tails in every dimension, many rows, and every tile
+        // height with column counts below, at and past each vector width.
+        for (m, k, n) in [(1, 1, 1), (5, 7, 33), (9, 300, 40), (70, 64, 70)]
+            .into_iter()
+            .chain(crate::bf16::tests::odd_tiles())
+        {
             let (x, w, bias) = (data(m * k, 21), data(n * k, 22), data(n, 23));
             let init = data(m * n, 24);
             let mut want = init.clone();
@@ -672,32 +838,35 @@ mod tests {
                 ld: row_bytes(k),
                 scales: &scales,
             };
-            for isa in available() {
+            for isa in available().into_iter().chain(emulated()) {
                 let mut got = init.clone();
                 for r0 in (0..m).step_by(isa.mr) {
                     let count = isa.mr.min(m - r0);
                     for panel in 0..n.div_ceil(NR) {
-                        let operands = Operands {
-                            a: xq[r0 * row_bytes(k)..].as_ptr(),
-                            lda: row_bytes(k),
-                            row_scales: scales[r0..].as_ptr(),
-                            panel: packed.data[panel * NR * row_bytes(k)..].as_ptr(),
-                            quads: row_bytes(k) / 4,
-                            col_scales: packed.scales[panel * NR..].as_ptr(),
-                            offsets: packed.offsets[panel * NR..].as_ptr(),
-                        };
-                        // SAFETY: the buffers have exactly the shapes passed; `available`
-                        // lists only kernels this CPU runs.
-                        unsafe {
-                            (isa.kernel)(
-                                operands,
-                                got.as_mut_ptr().add(r0 * n + panel * NR),
-                                n,
-                                count,
-                                NR.min(n - panel * NR),
-                                true,
-                            )
-                        };
+                        let panel_cols = NR.min(n - panel * NR);
+                        for column in (0..panel_cols).step_by(isa.width) {
+                            let operands = Operands {
+                                a: xq[r0 * row_bytes(k)..].as_ptr(),
+                                lda: row_bytes(k),
+                                row_scales: scales[r0..].as_ptr(),
+                                panel: packed.data[panel * NR * row_bytes(k) + 4 * column..].as_ptr(),
+                                quads: row_bytes(k) / 4,
+                                col_scales: packed.scales[panel * NR + column..].as_ptr(),
+                                offsets: packed.offsets[panel * NR + column..].as_ptr(),
+                            };
+                            // SAFETY: the buffers have exactly the shapes passed; `available`
+                            // lists only kernels this CPU runs.
+                            unsafe {
+                                (isa.kernel)(
+                                    operands,
+                                    got.as_mut_ptr().add(r0 * n + panel * NR + column),
+                                    n,
+                                    count,
+                                    isa.width.min(panel_cols - column),
+                                    true,
+                                )
+                            };
+                        }
                     }
                 }
                 for (j, v) in got.iter_mut().enumerate() {
@@ -709,6 +878,21 @@ mod tests {
             linear_int8(&mut parallel, n, rows, m, &packed, Some(&bias), true, &Pool::new(2));
             assert_eq!(parallel, want, "linear_int8 {m}x{k}x{n}");
         }
+    }
+
+    /// The AVX-VNNI kernel's tiles and epilogue over an AVX2 emulation of `VPDPBUSD`, where the
+    /// CPU has AVX2 (no emulator available here implements AVX-VNNI).
+    fn emulated() -> Vec<Int8Isa> {
+        #[cfg(target_arch = "x86_64")]
+        if IsaLevel::detected() >= IsaLevel::Avx2 {
+            return vec![Int8Isa {
+                kernel: x86::kernel_vnni_emulated,
+                mr: x86::MR_VNNI_AVX,
+                width: x86::HALF,
+                name: "avx-vnni (emulated)",
+            }];
+        }
+        Vec::new()
     }
 
     #[test]

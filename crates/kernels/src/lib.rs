@@ -73,14 +73,20 @@ pub mod storage;
 use pool::Pool;
 
 /// The highest instruction-set level the kernels may use: what the CPU has, capped by the
-/// `CHRONOS2_ISA` variable (`avx512bf16`, `avx512`, `avx2`, `scalar`), which lets one machine
-/// run, test and time the code paths of smaller ones.
+/// `CHRONOS2_ISA` variable (`avx512bf16`, `avx512`, `avxvnni`, `avx2`, `scalar`), which lets one
+/// machine run, test and time the code paths of smaller ones.
+///
+/// Levels are ordered; a kernel that needs an extra feature beyond its level (AVX-VNNI,
+/// AVX512_VNNI) also checks that the CPU has it, so a cap never selects an instruction the CPU
+/// lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum IsaLevel {
     /// Portable Rust, no SIMD intrinsics.
     Scalar,
     /// AVX2 with FMA.
     Avx2,
+    /// AVX2 with FMA and AVX-VNNI (`VPDPBUSD` on 256-bit vectors: Alder Lake and later, Zen 5).
+    AvxVnni,
     /// AVX-512F.
     Avx512,
     /// AVX-512F with AVX512_BF16 (`VDPBF16PS`).
@@ -98,6 +104,9 @@ impl IsaLevel {
             }
             if has!("avx512f") {
                 return Self::Avx512;
+            }
+            if has!("avx2") && has!("fma") && has!("avxvnni") {
+                return Self::AvxVnni;
             }
             if has!("avx2") && has!("fma") {
                 return Self::Avx2;
@@ -118,7 +127,7 @@ impl IsaLevel {
                     Some(cap) => cap.min(detected),
                     None => {
                         eprintln!(
-                            "warning: CHRONOS2_ISA={name:?} is not one of avx512bf16, avx512, avx2, scalar; using {detected:?}"
+                            "warning: CHRONOS2_ISA={name:?} is not one of avx512bf16, avx512, avxvnni, avx2, scalar; using {detected:?}"
                         );
                         detected
                     }
@@ -131,6 +140,7 @@ impl IsaLevel {
         match name.to_ascii_lowercase().as_str() {
             "avx512bf16" | "avx512_bf16" => Some(Self::Avx512Bf16),
             "avx512" | "avx512f" => Some(Self::Avx512),
+            "avxvnni" | "avx_vnni" | "avx-vnni" => Some(Self::AvxVnni),
             "avx2" => Some(Self::Avx2),
             "scalar" => Some(Self::Scalar),
             _ => None,

@@ -6,7 +6,7 @@
 //! over the allocation-free worker [`pool`](crate::pool), so each weight is read once per call however many rows `x` has. Nothing is
 //! allocated per call: the planned engine runs allocation-free.
 //!
-//! Microkernels: AVX-512F (8 rows × 32 columns), AVX2+FMA (4 × 32), and a scalar fallback with
+//! Microkernels: AVX-512F (8 rows × 32 columns), AVX2+FMA (6 × 16, twice per panel), and a scalar fallback with
 //! the same signature, chosen once at runtime.
 
 use std::ops::Range;
@@ -180,47 +180,59 @@ impl<'a> PackedRef<'a> {
     }
 }
 
-/// A microkernel: `c[r][0..cols] (+)= Σ_p a[r][p] · panel[p][..]` for `rows <= MR` rows.
+/// A microkernel: `c[r][0..cols] (+)= Σ_p a[r][p] · panel[p][..]` for `rows <= MR` rows and
+/// `cols` up to its width (a panel, or half of one from the column `panel` points at).
 ///
 /// Arguments: a, a row stride, panel (`kc x NR`), kc, c, c row stride, rows, cols,
 /// accumulate (else overwrite).
 type Kernel = unsafe fn(*const f32, usize, *const f32, usize, *mut f32, usize, usize, usize, bool);
 
+/// An f32 microkernel and its tile and cache blocking.
 #[derive(Clone, Copy)]
 struct Isa {
     kernel: Kernel,
+    /// Rows per call.
     mr: usize,
+    /// Columns per call: a whole panel, or half of one.
+    width: usize,
     name: &'static str,
+}
+
+/// The f32 microkernels up to `level`, fastest first (the scalar one always last).
+fn available_up_to(level: crate::IsaLevel) -> Vec<Isa> {
+    let mut all = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if level >= crate::IsaLevel::Avx512 {
+            all.push(Isa {
+                kernel: x86::kernel_avx512,
+                mr: 8,
+                width: NR,
+                name: "avx512f",
+            });
+        }
+        if level >= crate::IsaLevel::Avx2 {
+            all.push(Isa {
+                kernel: x86::kernel_avx2,
+                mr: x86::MR_AVX2,
+                width: x86::HALF,
+                name: "avx2+fma",
+            });
+        }
+    }
+    let _ = level;
+    all.push(Isa {
+        kernel: kernel_scalar,
+        mr: 4,
+        width: NR,
+        name: "scalar",
+    });
+    all
 }
 
 fn isa() -> &'static Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
-    ISA.get_or_init(|| {
-        let level = crate::IsaLevel::active();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if level >= crate::IsaLevel::Avx512 {
-                return Isa {
-                    kernel: x86::kernel_avx512,
-                    mr: 8,
-                    name: "avx512f",
-                };
-            }
-            if level >= crate::IsaLevel::Avx2 {
-                return Isa {
-                    kernel: x86::kernel_avx2,
-                    mr: 4,
-                    name: "avx2+fma",
-                };
-            }
-        }
-        let _ = level;
-        Isa {
-            kernel: kernel_scalar,
-            mr: 4,
-            name: "scalar",
-        }
-    })
+    ISA.get_or_init(|| available_up_to(crate::IsaLevel::active())[0])
 }
 
 /// The instruction set the packed GEMM uses on this machine.
@@ -335,10 +347,19 @@ pub(crate) mod x86 {
         [mask(first), mask(second)]
     }
 
-    /// AVX2+FMA microkernel, up to 4 rows x 32 columns (16 accumulators).
+    /// Rows of the AVX2+FMA microkernel. With 16 ymm registers a tile of 6 rows x 16 columns
+    /// holds 12 accumulators, 2 weight vectors and 1 broadcast: the largest tile that stays in
+    /// registers (a 4 x 32 tile needs 21 and spills).
+    pub(super) const MR_AVX2: usize = 6;
+
+    /// Columns of one AVX2 register tile: half a panel.
+    pub(crate) const HALF: usize = NR / 2;
+
+    /// AVX2+FMA microkernel, up to [`MR_AVX2`] rows x [`HALF`] columns: `panel` points at the
+    /// first column of a half panel (whose rows are still [`NR`] apart).
     ///
     /// # Safety
-    /// As [`super::kernel_scalar`], and the CPU must support AVX2 and FMA.
+    /// As [`super::kernel_scalar`] with `cols <= HALF`, and the CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments, reason = "the microkernel ABI")]
     pub(super) unsafe fn kernel_avx2(
@@ -352,47 +373,66 @@ pub(crate) mod x86 {
         cols: usize,
         accumulate: bool,
     ) {
-        let mut acc = [[_mm256_setzero_ps(); 4]; 4];
-        for p in 0..kc {
-            let w = [
-                _mm256_loadu_ps(panel.add(p * NR)),
-                _mm256_loadu_ps(panel.add(p * NR + 8)),
-                _mm256_loadu_ps(panel.add(p * NR + 16)),
-                _mm256_loadu_ps(panel.add(p * NR + 24)),
-            ];
-            for (r, row) in acc.iter_mut().enumerate().take(rows) {
-                let x = _mm256_set1_ps(*a.add(r * lda + p));
-                for (slot, &wv) in row.iter_mut().zip(&w) {
-                    *slot = _mm256_fmadd_ps(x, wv, *slot);
-                }
-            }
-        }
-        store_avx2(&acc, c, ldc, rows, cols, accumulate);
+        let acc = by_rows!(rows, |R| sums_avx2::<{ R }>(a, lda, panel, kc), [1 2 3 4 5 6]);
+        store_avx2(&acc[..rows], c, ldc, cols, accumulate);
     }
 
-    /// Stores up to 4 rows of four 8-lane accumulators into `c` (the first `cols` values of
-    /// each, added to what is there with `accumulate`).
-    ///
-    /// # Safety
-    /// `c` writable for `rows` rows of `cols <= 32` values at stride `ldc`; AVX.
+    /// The sums of a [`kernel_avx2`] tile of `R` rows over one half panel (`half` points at its
+    /// first column; the panel's row stride is still [`NR`]).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn sums_avx2<const R: usize>(
+        a: *const f32,
+        lda: usize,
+        half: *const f32,
+        kc: usize,
+    ) -> [[__m256; 2]; MR_AVX2] {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for p in 0..kc {
+            let w0 = _mm256_loadu_ps(half.add(p * NR));
+            let w1 = _mm256_loadu_ps(half.add(p * NR + 8));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*a.add(r * lda + p));
+                row[0] = _mm256_fmadd_ps(x, w0, row[0]);
+                row[1] = _mm256_fmadd_ps(x, w1, row[1]);
+            }
+        }
+        let mut all = [[_mm256_setzero_ps(); 2]; MR_AVX2];
+        all[..R].copy_from_slice(&acc);
+        all
+    }
+
+    /// The lane masks of the two 8-column vectors of an AVX2 tile whose first `cols` columns
+    /// (at most 16 are used) are written.
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub(crate) unsafe fn store_avx2(
-        acc: &[[__m256; 4]; 4],
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-        accumulate: bool,
-    ) {
-        for (r, row) in acc.iter().enumerate().take(rows) {
-            let mut tmp = [0.0f32; NR];
-            for (q, &v) in row.iter().enumerate() {
-                _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * q), v);
-            }
-            let out = c.add(r * ldc);
-            for (j, &v) in tmp.iter().enumerate().take(cols) {
-                *out.add(j) = if accumulate { *out.add(j) + v } else { v };
+    pub(crate) unsafe fn column_masks_avx2(cols: usize) -> [__m256i; 2] {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let limit = |start: usize| _mm256_set1_epi32(cols.saturating_sub(start).min(8) as i32);
+        [_mm256_cmpgt_epi32(limit(0), lanes), _mm256_cmpgt_epi32(limit(8), lanes)]
+    }
+
+    /// Stores rows of two 8-lane accumulators (one AVX2 tile) into `c`: the first `cols`
+    /// columns (at most 16 are written), added to what is there with `accumulate`.
+    ///
+    /// # Safety
+    /// `c` writable for `acc.len()` rows of `min(cols, 16)` values at stride `ldc`; AVX2.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) unsafe fn store_avx2(acc: &[[__m256; 2]], c: *mut f32, ldc: usize, cols: usize, accumulate: bool) {
+        let masks = column_masks_avx2(cols);
+        for (r, row) in acc.iter().enumerate() {
+            for (v, (&sum, &mask)) in row.iter().zip(&masks).enumerate() {
+                if cols <= 8 * v {
+                    break;
+                }
+                let out = c.add(r * ldc + 8 * v);
+                let value = if accumulate {
+                    _mm256_add_ps(sum, _mm256_maskload_ps(out, mask))
+                } else {
+                    sum
+                };
+                _mm256_maskstore_ps(out, mask, value);
             }
         }
     }
@@ -428,56 +468,66 @@ pub fn linear(
         return;
     }
     assert!(x.len() >= (m - 1) * ldx + k, "linear: x is too short for {m} x {k}");
-    let Isa { kernel, mr, .. } = *isa();
-    let tile = |r0: usize, rows: usize, panel: usize, p0: usize, kc: usize, out: *mut f32, acc: bool| {
+    let isa = *isa();
+    let tile = |t: &TileCall| {
         // SAFETY: `drive` passes tiles inside the checked shapes: rows [r0, r0 + rows) of x
-        // (length checked above) and the slice [p0, p0 + kc) of a panel of w; `out` points to
-        // the tile's first element of y, written by this call alone.
+        // (length checked above) and the columns [column, column + cols) of the slice
+        // [p0, p0 + kc) of a panel of w; `out` points to the tile's first element of y,
+        // written by this call alone.
         unsafe {
-            kernel(
-                x.as_ptr().add(r0 * ldx + p0),
+            (isa.kernel)(
+                x.as_ptr().add(t.r0 * ldx + t.p0),
                 ldx,
-                w.data.as_ptr().add(panel * NR * k + p0 * NR),
-                kc,
-                out,
+                w.data.as_ptr().add(t.panel * NR * k + t.p0 * NR + t.column),
+                t.kc,
+                t.out,
                 ldy,
-                rows,
-                NR.min(n - panel * NR),
-                acc,
+                t.rows,
+                t.cols,
+                t.accumulate,
             );
         }
     };
-    drive(
-        y,
-        ldy,
-        Shape {
-            m,
-            n,
-            depth: k,
-            slice: KC,
-            mr,
-        },
-        bias,
-        accumulate,
-        pool,
-        &tile,
-    );
+    let shape = Shape {
+        m,
+        n,
+        depth: k,
+        slice: KC,
+        mr: isa.mr,
+        width: isa.width,
+    };
+    drive(y, ldy, shape, bias, accumulate, pool, &tile);
 }
 
 /// Sizes of one blocked product for [`drive`]: `m x n` outputs over `depth` steps of the
-/// weight format (floats, or bf16 pairs), sliced `slice` steps at a time, `mr` rows per
-/// microkernel call.
+/// weight format (floats, or bf16 pairs), sliced `slice` steps at a time, `mr` rows and
+/// `width` columns (a whole panel, or a part of it) per microkernel call.
 pub(crate) struct Shape {
     pub m: usize,
     pub n: usize,
     pub depth: usize,
     pub slice: usize,
     pub mr: usize,
+    pub width: usize,
 }
 
-/// One microkernel call: rows `[r0, r0 + rows)`, panel `panel`, depth slice `[p0, p0 + kc)`,
-/// output tile starting at the pointer, accumulating into it or not.
-pub(crate) type Tile<'a> = dyn Fn(usize, usize, usize, usize, usize, *mut f32, bool) + Sync + 'a;
+/// One microkernel call of [`drive`]: rows `[r0, r0 + rows)`, the `cols` columns from
+/// `column` of panel `panel` (`column` is a multiple of the shape's width), depth slice
+/// `[p0, p0 + kc)`, output tile starting at `out`, accumulating into it or not.
+pub(crate) struct TileCall {
+    pub r0: usize,
+    pub rows: usize,
+    pub panel: usize,
+    pub column: usize,
+    pub cols: usize,
+    pub p0: usize,
+    pub kc: usize,
+    pub out: *mut f32,
+    pub accumulate: bool,
+}
+
+/// A microkernel call, as each weight format makes it.
+pub(crate) type Tile<'a> = dyn Fn(&TileCall) + Sync + 'a;
 
 /// Rows per thread from which threads split rows instead of panels (below it, x fits in the
 /// shared cache and each thread streaming its own panels is faster: measured on 32 x 34-token
@@ -563,19 +613,24 @@ unsafe fn run_tile(
     while block < rows.end {
         let block_end = (block + block_rows).min(rows.end);
         let tiles = |panel: usize, p0: usize, kc: usize| {
-            let mut r0 = block;
-            while r0 < block_end {
-                let tile_rows = shape.mr.min(block_end - r0);
-                tile(
-                    r0,
-                    tile_rows,
-                    panel,
-                    p0,
-                    kc,
-                    y.get().add(r0 * ldy + panel * NR),
-                    accumulate || p0 > 0,
-                );
-                r0 += tile_rows;
+            let panel_cols = NR.min(shape.n - panel * NR);
+            for column in (0..panel_cols).step_by(shape.width) {
+                let mut r0 = block;
+                while r0 < block_end {
+                    let tile_rows = shape.mr.min(block_end - r0);
+                    tile(&TileCall {
+                        r0,
+                        rows: tile_rows,
+                        panel,
+                        column,
+                        cols: shape.width.min(panel_cols - column),
+                        p0,
+                        kc,
+                        out: y.get().add(r0 * ldy + panel * NR + column),
+                        accumulate: accumulate || p0 > 0,
+                    });
+                    r0 += tile_rows;
+                }
             }
         };
         // At least one pass, so that depth 0 still writes (or keeps) the output.
@@ -697,31 +752,54 @@ mod tests {
         }
     }
 
+    /// Every microkernel this CPU runs against the scalar one, on every tile shape: rows
+    /// 1..=its tile, columns below, at and past each vector width, depth 1 to past one slice.
     #[test]
-    fn every_isa_matches_the_scalar_kernel() {
-        let (m, k, n) = (11, 70, 32);
-        let x = data(m * k, 7);
-        let w = PackedWeight::new(&data(n * k, 8), n, k);
-        let mut expected = vec![0.0f32; m * n];
-        // SAFETY: the buffers have exactly the shapes passed.
-        unsafe { kernel_scalar(x.as_ptr(), k, w.data.as_ptr(), k, expected.as_mut_ptr(), n, 4, n, false) };
-        let mut kernels: Vec<(Kernel, &str)> = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            let level = crate::IsaLevel::detected();
-            if level >= crate::IsaLevel::Avx512 {
-                kernels.push((x86::kernel_avx512, "avx512f"));
-            }
-            if level >= crate::IsaLevel::Avx2 {
-                kernels.push((x86::kernel_avx2, "avx2+fma"));
-            }
-        }
-        for (kernel, name) in kernels {
-            let mut actual = vec![0.0f32; m * n];
-            // SAFETY: as above; only kernels this CPU supports are listed.
-            unsafe { kernel(x.as_ptr(), k, w.data.as_ptr(), k, actual.as_mut_ptr(), n, 4, n, false) };
-            for (a, b) in actual[..4 * n].iter().zip(&expected[..4 * n]) {
-                assert!((a - b).abs() < 1e-5, "{a} vs {b} on {name}");
+    fn every_kernel_on_this_machine_matches_the_scalar_kernel_on_odd_tiles() {
+        for k in [1, 7, 64, KC + 5] {
+            let x = data(12 * k, 7);
+            let w = PackedWeight::new(&data(NR * k, 8), NR, k);
+            for isa in available_up_to(crate::IsaLevel::detected()) {
+                for rows in 1..=isa.mr {
+                    for cols in [1, 7, 8, 9, 15, 16, 17, 24, 31, 32]
+                        .into_iter()
+                        .filter(|&c| c <= isa.width)
+                    {
+                        for column in (0..NR).step_by(isa.width) {
+                            for accumulate in [false, true] {
+                                let init = data(rows * (NR + 3), 9);
+                                let (mut want, mut got) = (init.clone(), init.clone());
+                                // SAFETY: the buffers hold `rows` rows of `k` inputs and of
+                                // `NR + 3` outputs (the reference writes a whole panel, the
+                                // kernel `cols` from `column`); only kernels this CPU runs are
+                                // listed.
+                                unsafe {
+                                    let w = w.data.as_ptr();
+                                    let out = got.as_mut_ptr().add(column);
+                                    kernel_scalar(x.as_ptr(), k, w, k, want.as_mut_ptr(), NR + 3, rows, NR, accumulate);
+                                    (isa.kernel)(x.as_ptr(), k, w.add(column), k, out, NR + 3, rows, cols, accumulate);
+                                }
+                                for r in 0..rows {
+                                    let row = r * (NR + 3);
+                                    for j in 0..NR + 3 {
+                                        let (a, b) = (got[row + j], want[row + j]);
+                                        if j < column || j >= column + cols {
+                                            // Columns outside the tile are never written.
+                                            assert_eq!(a, init[row + j], "{} wrote column {j}", isa.name);
+                                            continue;
+                                        }
+                                        let tolerance = 1e-5 * (k as f32).sqrt() * (1.0 + b.abs());
+                                        assert!(
+                                            (a - b).abs() <= tolerance,
+                                            "{} rows {rows} cols {column}+{cols} k {k} [{r}, {j}]: {a} vs {b}",
+                                            isa.name
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     }
