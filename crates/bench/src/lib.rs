@@ -1,6 +1,7 @@
 //! Measuring the engines honestly: load, warm-up apart from steady state, latency
 //! distributions, plans built after warm-up, fallbacks, non-finite outputs, errors, memory,
-//! achieved GFLOP/s next to this machine's GEMM rate, and long runs on varying real inputs.
+//! achieved GFLOP/s next to this machine's GEMM rates and measured peaks, and long runs on
+//! varying real inputs.
 //!
 //! [`compare`] runs eager and compiled on the same walk-forward backtests and reports the
 //! [`verdict`].
@@ -24,6 +25,10 @@ mod runner;
 mod stats;
 pub mod verdict;
 
-pub use machine::{current_rss_bytes, gemm_rate, peak_rss_bytes, MachineInfo};
+pub use chronos2_kernels::peak::{Family, KernelLevels};
+pub use machine::{
+    current_rss_bytes, family_of, gemm_rate, peak_rss_bytes, GemmProbe, MachineInfo, OfPeak, PeakRate, PeakReport,
+    ABOVE_PEAK_NOTE,
+};
 pub use runner::{model_flops, run_case, run_for, shape_case, CaseResult, DurationResult, ShapeCase, SHAPE_CASES};
 pub use stats::Summary;

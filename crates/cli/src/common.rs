@@ -161,6 +161,10 @@ impl EngineArgs {
             stderr_line(format_args!("note: {note}"));
         }
         stderr_line(format_args!("chronos2: {settings}"));
+        stderr_line(format_args!(
+            "chronos2: {}",
+            chronos2_bench::KernelLevels::startup_line()
+        ));
         Ok(settings)
     }
 }

@@ -165,6 +165,127 @@ fn bench_threads_setting_reaches_both_modes() {
     }
 }
 
+/// Each "N% of peak" or `>100%*` in `text` (the probes' figures), as (figure, line).
+fn probe_figures(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let (before, _) = line.split_once(" of peak")?;
+            Some((before.split_whitespace().last()?.to_string(), line.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn bench_prints_peaks_and_every_precision_against_them() {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("bench.json");
+    let (ok, stdout, stderr) = chronos2(&[
+        "bench",
+        "--model",
+        "builtin",
+        "--modes",
+        "compiled",
+        "--cases",
+        "A",
+        "--runs",
+        "2",
+        "--warmup-calls",
+        "1",
+        "--process-runs",
+        "0",
+        "--gemm-size",
+        "256",
+        "--out",
+        json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    // The start-up line names each kernel family's level.
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("chronos2: kernels "))
+        .unwrap_or_default();
+    for family in ["gemm f32: ", ", bf16: ", ", int8: ", ", element-wise: "] {
+        assert!(line.contains(family), "{family} missing: {stderr}");
+    }
+    assert!(stdout.contains("\npeaks (measured on "), "{stdout}");
+    let probes = stdout.split("\nGEMM probes 256^3 ").nth(1).expect("the probes section");
+    for family in ["f32", "bf16", "int8"] {
+        assert!(
+            probes
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{family} "))),
+            "no {family} probe: {stdout}"
+        );
+    }
+    // Every % of peak is at most 100, or flagged, with the note printed once.
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mut flagged = false;
+    for (figure, line) in probe_figures(&stdout) {
+        match figure.strip_suffix('%').and_then(|f| f.parse::<f64>().ok()) {
+            Some(pct) => assert!(pct <= 100.0, "{line}"),
+            None => {
+                assert_eq!(figure, ">100%*", "{line}");
+                flagged = true;
+            }
+        }
+    }
+    assert_eq!(report["peaks"]["probes"].as_array().unwrap().len(), 3, "{report}");
+    let case = &report["modes"][0]["cases"][0];
+    let of_peak = &case["of_peak"];
+    if of_peak.is_object() {
+        let above = of_peak["above_peak"].as_bool().unwrap();
+        assert_eq!(of_peak["pct_of_peak"].is_null(), above, "{of_peak}");
+        assert!(above || of_peak["pct_of_peak"].as_f64().unwrap() <= 100.0, "{of_peak}");
+        flagged |= above;
+    }
+    let peaks = report["peaks"]["peaks"].as_array().unwrap();
+    assert!(peaks.iter().all(|p| p["rate"].as_f64().unwrap() > 0.0), "{peaks:?}");
+    assert_eq!(
+        stdout.matches("* above the measured peak").count(),
+        usize::from(flagged),
+        "{stdout}"
+    );
+    assert!(report["gemm_rate_gflops"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bench_without_simd_says_so_in_one_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chronos2"))
+        .args([
+            "bench",
+            "--model",
+            "builtin",
+            "--modes",
+            "eager",
+            "--cases",
+            "A",
+            "--runs",
+            "1",
+            "--warmup-calls",
+            "0",
+            "--process-runs",
+            "0",
+            "--gemm-size",
+            "64",
+        ])
+        .env("CHRONOS2_ISA", "scalar")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("SIMD")).collect();
+    assert_eq!(
+        lines,
+        ["chronos2: no SIMD instruction set in use (CPU without AVX2+FMA, or CHRONOS2_ISA=scalar): scalar kernels, compiled mode will be slow"],
+        "{stderr}"
+    );
+    assert!(!stderr.contains("chronos2: kernels "), "{stderr}");
+    assert_eq!(stdout.matches("no peak (scalar kernels)").count(), 3, "{stdout}");
+}
+
 #[test]
 fn compare_puts_float32_against_bfloat16() {
     let out = tempfile::tempdir().unwrap();

@@ -126,13 +126,14 @@ fn failure(text: Option<&str>, extra: &[&str]) -> String {
     }
     let (ok, stdout, stderr) = forecast(&path, extra);
     assert!(!ok, "expected a failure, got {stdout}");
-    // One error line; besides it only the start-up line naming the resolved settings.
+    // One error line; besides it only the start-up lines naming the resolved settings and the
+    // kernels' instruction sets.
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 1, "one error line expected: {stderr}");
     assert!(
-        stderr
-            .lines()
-            .all(|l| l.starts_with("error: ") || l.starts_with("chronos2: mode=")),
+        stderr.lines().all(|l| l.starts_with("error: ")
+            || l.starts_with("chronos2: mode=")
+            || l.starts_with("chronos2: kernels ")),
         "{stderr}"
     );
     errors[0].to_string()

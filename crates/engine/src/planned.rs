@@ -19,7 +19,7 @@ use chronos2::executor::{GroupLayout, HostKernels, Layer, Norm, Precision, Resid
 use chronos2::Config;
 use chronos2_kernels::bf16::{linear_bf16, packed_bf16_pays, pairs, round_bf16_into, to_bf16_pairs};
 use chronos2_kernels::int8;
-use chronos2_kernels::ops::{relu, rms_norm, softmax, RopeTable};
+use chronos2_kernels::ops::{fast, RopeTable};
 use chronos2_kernels::packed::{linear, pack_columns_into, pack_into, pack_rows_into, packed_len, PackedRef};
 use chronos2_kernels::pool::Pool;
 use chronos2_kernels::MatRef;
@@ -272,23 +272,22 @@ impl HostKernels for PlannedExecutor<'_> {
         };
         let (eps, chunk) = (self.config.layer_norm_epsilon, weight.len() * 64);
         self.pool.for_each_chunk(&mut out[..x.len()], chunk, &|i, out| {
-            rms_norm(out, &x[i * chunk..i * chunk + out.len()], weight, eps);
+            fast::rms_norm(out, &x[i * chunk..i * chunk + out.len()], weight, eps);
         });
     }
 
     fn relu(&mut self, x: &mut [f32]) {
-        self.pool.for_each_chunk(x, 16 * 1024, &|_, chunk| relu(chunk));
+        self.pool.for_each_chunk(x, 16 * 1024, &|_, chunk| fast::relu(chunk));
     }
 
     fn rope(&mut self, qkv: &mut [f32], rows: usize, tokens: usize, rope: &RopeTable) {
-        let (dk, inner) = (self.config.d_kv, self.config.inner_dim());
+        let inner = self.config.inner_dim();
         let width = 3 * inner;
         self.pool
             .for_each_chunk(&mut qkv[..rows * tokens * width], 16 * width, &|chunk, block| {
                 for (offset, token) in block.chunks_exact_mut(width).enumerate() {
-                    for head in token[..2 * inner].chunks_exact_mut(dk) {
-                        rope.rotate(head, (chunk * 16 + offset) % tokens);
-                    }
+                    // Every head of Q and K: the first two thirds of the token's row.
+                    fast::rope(rope, &mut token[..2 * inner], (chunk * 16 + offset) % tokens);
                 }
             });
     }
@@ -334,7 +333,7 @@ impl HostKernels for PlannedExecutor<'_> {
                 for (score, &m) in line.iter_mut().zip(mask) {
                     *score += additive_mask(m);
                 }
-                softmax(line);
+                fast::softmax(line);
             }
             let out = &mut out[..queries * dk];
             linear(
@@ -433,7 +432,7 @@ impl HostKernels for PlannedExecutor<'_> {
                         for (score, &key) in line.iter_mut().zip(members) {
                             *score += additive_mask(observed(key, t));
                         }
-                        softmax(line);
+                        fast::softmax(line);
                     }
                     let out = &mut out[written * dk..(written + g) * dk];
                     linear(
@@ -489,30 +488,15 @@ fn small_group_attention(
             for &qr in members {
                 let q = &qkv[at(qr, 0)..][..dk];
                 for (slot, &kr) in scores.iter_mut().zip(members) {
-                    *slot = dot(q, &qkv[at(kr, 1)..][..dk]) + additive_mask(observed(kr, t));
+                    *slot = fast::dot(q, &qkv[at(kr, 1)..][..dk]) + additive_mask(observed(kr, t));
                 }
-                softmax(scores);
+                fast::softmax(scores);
                 let out = &mut ctx[(qr * s + t) * inner + head * dk..][..dk];
                 out.fill(0.0);
                 for (&weight, &kr) in scores.iter().zip(members) {
-                    for (o, &v) in out.iter_mut().zip(&qkv[at(kr, 2)..][..dk]) {
-                        *o += weight * v;
-                    }
+                    fast::axpy(out, weight, &qkv[at(kr, 2)..][..dk]);
                 }
             }
         }
     }
-}
-
-/// Dot product with eight independent accumulators (vectorises without reassociation).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }

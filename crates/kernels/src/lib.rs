@@ -67,6 +67,7 @@ pub mod bf16;
 pub mod int8;
 pub mod ops;
 pub mod packed;
+pub mod peak;
 pub mod pool;
 pub mod storage;
 

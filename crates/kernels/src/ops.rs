@@ -1,7 +1,12 @@
 //! Row-wise element kernels: RMS norm, softmax, ReLU, rotary embedding, residual add.
 //!
 //! These are the plain, readable versions that the eager path uses. Each one works on dense
-//! row-major data and documents its shapes.
+//! row-major data and documents its shapes. [`fast`] holds the vectorised versions of the
+//! planned executor, built for several instruction sets and chosen at run time.
+
+pub mod fast;
+
+pub use fast::isa_name;
 
 /// T5-style RMS norm of each `d`-wide row of `x` into `out`:
 /// `out = weight · x / sqrt(mean(x²) + eps)`, no mean subtraction, no bias.

@@ -9,8 +9,8 @@ use chronos2_backtest::report::write_atomic;
 use chronos2_backtest::table::Table;
 use chronos2_bench::process::{time_this_binary, ProcessTimes};
 use chronos2_bench::{
-    gemm_rate, model_flops, peak_rss_bytes, run_case, run_for, shape_case, CaseResult, DurationResult, MachineInfo,
-    ShapeCase,
+    family_of, model_flops, peak_rss_bytes, run_case, run_for, shape_case, CaseResult, DurationResult, Family,
+    MachineInfo, OfPeak, PeakReport, ShapeCase, ABOVE_PEAK_NOTE,
 };
 use chronos2_data::LoadOptions;
 use chronos2_engine::Pool;
@@ -61,7 +61,7 @@ pub struct Args {
     /// Horizon for --duration.
     #[arg(long, default_value_t = 16)]
     horizon: usize,
-    /// Size of the square GEMM that measures this machine's fp32 rate.
+    /// Size of the square GEMMs that measure this machine's f32, bf16 and int8 rates.
     #[arg(long, default_value_t = 2048)]
     gemm_size: usize,
     /// Output format.
@@ -96,6 +96,8 @@ struct CaseReport {
     /// Rows forecast per second at the median latency.
     series_per_s: f64,
     result: CaseResult,
+    /// The achieved rate against the peak of the level the dtype's kernels run at (CPU only).
+    of_peak: Option<OfPeak>,
 }
 
 #[derive(Serialize)]
@@ -106,6 +108,9 @@ struct ModeReport {
     settings: String,
     /// Where the model ran (`cpu`, `cuda:N`).
     device: String,
+    /// The kernel family of the encoder blocks' precision.
+    #[serde(skip)]
+    family: Family,
     /// The GPU's name, when the model ran on one (and did not fall back).
     gpu: Option<String>,
     /// Threads that ran the model (the engine's pool).
@@ -125,7 +130,10 @@ struct ModeReport {
 struct Report {
     machine: MachineInfo,
     gemm_size: usize,
+    /// The f32 GEMM probe's rate (also in `peaks.probes`).
     gemm_rate_gflops: f64,
+    /// Measured peaks per level and the GEMM probes of every precision.
+    peaks: PeakReport,
     model: String,
     parameters: usize,
     modes: Vec<ModeReport>,
@@ -286,6 +294,7 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
                 flops,
                 series_per_s: case.rows as f64 / (result.steady_ms.median / 1e3),
                 result,
+                of_peak: None,
             });
         }
     }
@@ -295,6 +304,7 @@ fn run_mode(args: &Args, settings: &Settings, series: &[Vec<f32>], cases: &[Shap
         mode: format!("{:?}", settings.mode).to_lowercase(),
         settings: settings.to_string(),
         device: settings.device.name(),
+        family: family_of(settings.dtype),
         gpu: gpu_name(engine),
         threads: engine.threads(),
         packed_bytes: engine.stats().map(|s| s.packed_bytes),
@@ -359,10 +369,17 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         reports.push(report);
     }
     let threads = reports[0].threads;
+    let peaks = PeakReport::measure(args.gemm_size, 5, &Pool::new(threads));
+    for mode in reports.iter_mut().filter(|m| m.device == "cpu") {
+        for case in &mut mode.cases {
+            case.of_peak = peaks.of_peak(mode.family, case.result.gflops);
+        }
+    }
     let report = Report {
         machine: MachineInfo::detect(threads),
         gemm_size: args.gemm_size,
-        gemm_rate_gflops: gemm_rate(args.gemm_size, 5, &Pool::new(threads)),
+        gemm_rate_gflops: peaks.probe(Family::F32).map_or(f64::NAN, |p| p.rate),
+        peaks,
         model: reports[0].model.clone(),
         parameters: reports[0].parameters,
         modes: reports,
@@ -408,11 +425,13 @@ fn failed_calls(report: &Report) -> (usize, usize) {
 
 fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
     let m = &report.machine;
+    let f32_size = report.peaks.probe(Family::F32).map_or(report.gemm_size, |p| p.size);
     writeln!(
         out,
         "machine: {} | {} cores, {} threads used | GEMM kernels {} | fp32 GEMM {}^3: {:.1} GFLOP/s",
-        m.cpu, m.cores, m.threads, m.gemm_isa, report.gemm_size, report.gemm_rate_gflops
+        m.cpu, m.cores, m.threads, m.gemm_isa, f32_size, report.gemm_rate_gflops
     )?;
+    write!(out, "{}", report.peaks.text(report.gemm_size))?;
     writeln!(out, "model: {} ({} parameters)", report.model, report.parameters)?;
     for mode in &report.modes {
         writeln!(
@@ -447,8 +466,8 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
     let any_cases = report.modes.iter().any(|m| !m.cases.is_empty());
     if any_cases {
         let mut table = Table::new([
-            "case", "mode", "1st call", "median", "series/s", "p95", "p99", "min", "max", "GFLOP/s", "%GEMM", "plans+",
-            "fallb", "err",
+            "case", "mode", "1st call", "median", "series/s", "p95", "p99", "min", "max", "GFLOP/s", "%GEMM", "%peak",
+            "plans+", "fallb", "err",
         ])
         .align_left(2);
         let ms = |v: f64| format!("{v:.1}ms");
@@ -466,7 +485,11 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
                     ms(r.steady_ms.min),
                     ms(r.steady_ms.max),
                     format!("{:.1}", r.gflops),
-                    format!("{:.0}%", 100.0 * r.gflops / report.gemm_rate_gflops),
+                    report
+                        .peaks
+                        .probe(mode.family)
+                        .map_or("-".into(), |p| format!("{:.0}%", 100.0 * r.gflops / p.rate)),
+                    c.of_peak.map_or("-".to_string(), |o| o.to_string()),
                     r.plans_built_after_warmup.to_string(),
                     r.fallbacks.to_string(),
                     (r.errors + r.non_finite).to_string(),
@@ -486,6 +509,11 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
                 )?;
             }
         }
+    }
+    let above_peak = report.peaks.probes.iter().filter_map(|p| p.of_peak);
+    let cases = report.modes.iter().flat_map(|m| &m.cases).filter_map(|c| c.of_peak);
+    if above_peak.chain(cases).any(|o| o.above_peak) {
+        writeln!(out, "\n{ABOVE_PEAK_NOTE}")?;
     }
     for mode in &report.modes {
         if let Some(d) = &mode.duration {
