@@ -263,7 +263,7 @@ impl PeakReport {
             };
             let (rate, kernels) = match family {
                 Family::F32 => (gemm_rate(size, reps, pool), isa_name()),
-                Family::Bf16 => (bf16_gemm_rate(size, reps, pool), bf16::isa_name()),
+                Family::Bf16 => (bf16_gemm_rate(size, reps, pool), bf16::path_name()),
                 Family::Int8 => (int8_gemm_rate(size, reps, pool), int8::isa_name()),
             };
             let of_peak = report.of_peak(family, rate);

@@ -14,8 +14,9 @@
 //! the sums, i.e. within f32 rounding of each other.
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
-use crate::packed::{check_len, drive, Shape, TileCall, NR};
+use crate::packed::{check_len, drive, linear, PackedWeight, Shape, TileCall, NR};
 use crate::pool::Pool;
 use crate::storage::{Storage, StorageError};
 use crate::IsaLevel;
@@ -282,7 +283,7 @@ fn available_up_to(level: IsaLevel) -> Vec<Bf16Isa> {
         if level >= IsaLevel::Avx512 {
             all.push(Bf16Isa {
                 kernel: x86::kernel_avx512_widen,
-                mr: 8,
+                mr: x86::MR_AVX512_WIDEN,
                 width: NR,
                 name: "avx512f (widening)",
             });
@@ -315,14 +316,95 @@ pub fn isa_name() -> &'static str {
     isa().name
 }
 
-/// Whether bf16 layers should keep bf16-packed weights on this machine. With AVX512_BF16
-/// (`VDPBF16PS`) and on AVX2-only CPUs (where halving the weight traffic pays for the
-/// widening) they should; on AVX-512F without AVX512_BF16 the widening kernel is slower than
-/// the f32 one (measured 0.85-0.88x), so the weights are better rounded to bf16 and packed as
-/// f32 panels, the inputs rounded the same way: the same values, at f32 speed.
+/// Whether bf16 layers should keep bf16-packed weights on this machine, decided once by
+/// timing ([`bf16_speedup`]): the bf16 kernel where it is at least [`BF16_PAYS_FROM`] times as
+/// fast as the f32 one, else the weights rounded to bf16 and packed as f32 panels, the inputs
+/// rounded the same way (the same values, at f32 speed). Measured so because neither the
+/// instruction set nor the vendor decides it: `VDPBF16PS` doubles the FMA rate on AMD Zen 4
+/// and Zen 5 but issues at half the FMA rate on Intel Sapphire and Emerald Rapids, and the
+/// AVX2 widening kernel won on a Zen 3 (1.3x) and lost on an Emerald Rapids (0.9x). The scalar
+/// level keeps bf16 panels without timing (half the weight traffic, nothing to win in speed).
+/// `CHRONOS2_BF16_PANELS=bf16|f32` sets the choice instead (tests run both; a fixed choice
+/// also keeps one compile-cache entry).
 pub fn packed_bf16_pays() -> bool {
-    let level = IsaLevel::active();
-    level >= IsaLevel::Avx512Bf16 || level < IsaLevel::Avx512
+    panel_choice().0
+}
+
+/// [`packed_bf16_pays`] and the measured speed-up it rests on (`None` where it was not timed).
+fn panel_choice() -> (bool, Option<f64>) {
+    static CHOICE: OnceLock<(bool, Option<f64>)> = OnceLock::new();
+    *CHOICE.get_or_init(|| {
+        match std::env::var("CHRONOS2_BF16_PANELS").ok().as_deref().map(str::trim) {
+            Some("bf16") => return (true, None),
+            Some("f32") => return (false, None),
+            None | Some("") => {}
+            Some(other) => {
+                eprintln!("warning: CHRONOS2_BF16_PANELS={other:?} is not bf16 or f32; measuring which is faster")
+            }
+        }
+        if IsaLevel::active() == IsaLevel::Scalar {
+            return (true, None);
+        }
+        let speedup = bf16_speedup();
+        (speedup >= BF16_PAYS_FROM, Some(speedup))
+    })
+}
+
+/// The smallest speed-up of bf16 panels over f32 ones for which bf16 panels are kept: a margin,
+/// so that timing noise does not flip the choice (and with it the compile cache's entry)
+/// between processes where the two are close.
+const BF16_PAYS_FROM: f64 = 1.1;
+
+/// How many times faster a bf16 layer runs with bf16 panels than with f32 panels of the same
+/// rounded weights, inputs' conversion included, on one thread and one layer-sized product
+/// (34 tokens, one series' context of 512, through a 768 x 768 projection): best of 5
+/// alternated calls each, some 5 ms in all.
+fn bf16_speedup() -> f64 {
+    let (m, k, n) = (34, 768, 768);
+    let value = |i: usize| ((i * 7919) % 1000) as f32 / 500.0 - 1.0;
+    let x: Vec<f32> = (0..m * k).map(value).collect();
+    let w: Vec<f32> = (0..n * k).map(|i| value(i * 13 + 5)).collect();
+    let pool = Pool::new(1);
+    let mut y = vec![0.0f32; m * n];
+    let bf16_weight = PackedBf16::new(&w, n, k);
+    let mut x_pairs = vec![0u32; m * pairs(k)];
+    let mut rounded = vec![0.0f32; n * k];
+    round_bf16_into(&w, &mut rounded, &pool);
+    let f32_weight = PackedWeight::new(&rounded, n, k);
+    let mut x_rounded = vec![0.0f32; m * k];
+    let (mut f32_best, mut bf16_best) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..5 {
+        let start = Instant::now();
+        to_bf16_pairs(&x, k, m, k, &mut x_pairs, &pool);
+        linear_bf16(&mut y, n, &x_pairs, pairs(k), m, &bf16_weight, None, false, &pool);
+        bf16_best = bf16_best.min(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        round_bf16_into(&x, &mut x_rounded, &pool);
+        linear(&mut y, n, &x_rounded, k, m, f32_weight.view(), None, false, &pool);
+        f32_best = f32_best.min(start.elapsed().as_secs_f64());
+    }
+    f32_best / bf16_best.max(1e-9)
+}
+
+/// What bf16 layers run on this machine: the bf16 kernel's name, or, where
+/// [`packed_bf16_pays`] says no, the f32 kernel's with `bf16-rounded f32 panels`; with the
+/// measured speed-up of bf16 panels over f32 ones where it was timed.
+pub fn path_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let measured = |speedup: Option<f64>| speedup.map_or(String::new(), |s| format!(", measured {s:.2}x f32"));
+        match panel_choice() {
+            (true, speedup) => match speedup {
+                Some(_) => format!("{} (bf16 panels{})", isa().name, measured(speedup)),
+                None => isa().name.to_string(),
+            },
+            (false, speedup) => format!(
+                "{} (bf16-rounded f32 panels{})",
+                crate::packed::isa_name(),
+                measured(speedup).replace("measured", "bf16 panels measured")
+            ),
+        }
+    })
 }
 
 /// The scalar widening microkernel (reference for the SIMD ones).
@@ -438,7 +520,10 @@ mod x86 {
         all
     }
 
-    /// AVX-512F widening microkernel, up to 8 rows x 32 columns.
+    /// Rows of the AVX-512F widening microkernel.
+    pub(super) const MR_AVX512_WIDEN: usize = 8;
+
+    /// AVX-512F widening microkernel, up to [`MR_AVX512_WIDEN`] rows x 32 columns.
     ///
     /// # Safety
     /// As [`super::kernel_scalar`], and the CPU must support AVX-512F.
@@ -455,8 +540,22 @@ mod x86 {
         cols: usize,
         accumulate: bool,
     ) {
+        let acc = by_rows!(rows, |R| sums_avx512_widen::<{ R }>(a, lda, panel, kp), [1 2 3 4 5 6 7 8]);
+        store_avx512(&acc[..rows], c, ldc, cols, accumulate);
+    }
+
+    /// The sums of a [`kernel_avx512_widen`] tile of `R` rows (the other rows zero): 2R
+    /// accumulators, 4 widened weight vectors and 2 broadcasts stay in the 32 zmm registers.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn sums_avx512_widen<const R: usize>(
+        a: *const u32,
+        lda: usize,
+        panel: *const u32,
+        kp: usize,
+    ) -> [[__m512; 2]; MR_AVX512_WIDEN] {
         let high = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
-        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
         for q in 0..kp {
             let p0 = _mm512_loadu_si512(panel.add(q * NR).cast());
             let p1 = _mm512_loadu_si512(panel.add(q * NR + 16).cast());
@@ -470,7 +569,7 @@ mod x86 {
                     _mm512_castsi512_ps(_mm512_and_si512(p1, high)),
                 ),
             ];
-            for (r, row) in acc.iter_mut().enumerate().take(rows) {
+            for (r, row) in acc.iter_mut().enumerate() {
                 let x = *a.add(r * lda + q);
                 let (x_lo, x_hi) = (
                     _mm512_set1_ps(f32::from_bits(x << 16)),
@@ -482,7 +581,9 @@ mod x86 {
                 }
             }
         }
-        store_avx512(&acc[..rows], c, ldc, cols, accumulate);
+        let mut all = [[_mm512_setzero_ps(); 2]; MR_AVX512_WIDEN];
+        all[..R].copy_from_slice(&acc);
+        all
     }
 
     /// Rows of the AVX2 widening microkernel: per 16-column half panel, 2R accumulators, the
@@ -550,6 +651,20 @@ mod x86 {
 pub(crate) mod tests {
     use super::*;
     use crate::tests::pseudo_random as data;
+
+    #[test]
+    fn the_panel_choice_is_timed_and_named() {
+        let speedup = bf16_speedup();
+        assert!(speedup.is_finite() && speedup > 0.0, "{speedup}");
+        // Whatever was chosen (timed, or set by CHRONOS2_BF16_PANELS), the name says which.
+        let name = path_name();
+        if packed_bf16_pays() {
+            assert!(name.starts_with(isa().name) && !name.contains("f32 panels"), "{name}");
+        } else {
+            assert!(name.starts_with(crate::packed::isa_name()), "{name}");
+            assert!(name.contains("(bf16-rounded f32 panels"), "{name}");
+        }
+    }
 
     #[test]
     fn the_dispatched_conversions_match_the_plain_ones() {

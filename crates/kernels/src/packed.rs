@@ -6,7 +6,7 @@
 //! over the allocation-free worker [`pool`](crate::pool), so each weight is read once per call however many rows `x` has. Nothing is
 //! allocated per call: the planned engine runs allocation-free.
 //!
-//! Microkernels: AVX-512F (8 rows × 32 columns), AVX2+FMA (6 × 16, twice per panel), and a scalar fallback with
+//! Microkernels: AVX-512F (12 rows × 32 columns), AVX2+FMA (6 × 16, twice per panel), and a scalar fallback with
 //! the same signature, chosen once at runtime.
 
 use std::ops::Range;
@@ -206,7 +206,7 @@ fn available_up_to(level: crate::IsaLevel) -> Vec<Isa> {
         if level >= crate::IsaLevel::Avx512 {
             all.push(Isa {
                 kernel: x86::kernel_avx512,
-                mr: 8,
+                mr: x86::MR_AVX512,
                 width: NR,
                 name: "avx512f",
             });
@@ -277,7 +277,12 @@ pub(crate) mod x86 {
     use super::NR;
     use std::arch::x86_64::*;
 
-    /// AVX-512F microkernel, up to 8 rows x 32 columns (16 accumulators).
+    /// Rows of the AVX-512F microkernel: 12 rows x 32 columns hold 24 accumulators, 2 weight
+    /// vectors and 1 broadcast in the 32 zmm registers, so each k step issues 24 FMAs for 14
+    /// loads (cores with two 512-bit FMA pipes need the extra independent sums).
+    pub(super) const MR_AVX512: usize = 12;
+
+    /// AVX-512F microkernel, up to [`MR_AVX512`] rows x 32 columns.
     ///
     /// # Safety
     /// As [`super::kernel_scalar`], and the CPU must support AVX-512F.
@@ -294,14 +299,19 @@ pub(crate) mod x86 {
         cols: usize,
         accumulate: bool,
     ) {
-        let acc = by_rows!(rows, |R| sums_avx512::<{ R }>(a, lda, panel, kc), [1 2 3 4 5 6 7 8]);
+        let acc = by_rows!(rows, |R| sums_avx512::<{ R }>(a, lda, panel, kc), [1 2 3 4 5 6 7 8 9 10 11 12]);
         store_avx512(&acc[..rows], c, ldc, cols, accumulate);
     }
 
     /// The sums of a [`kernel_avx512`] tile of `R` rows (the other rows zero).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn sums_avx512<const R: usize>(a: *const f32, lda: usize, panel: *const f32, kc: usize) -> [[__m512; 2]; 8] {
+    unsafe fn sums_avx512<const R: usize>(
+        a: *const f32,
+        lda: usize,
+        panel: *const f32,
+        kc: usize,
+    ) -> [[__m512; 2]; MR_AVX512] {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         for p in 0..kc {
             let w0 = _mm512_loadu_ps(panel.add(p * NR));
@@ -312,12 +322,12 @@ pub(crate) mod x86 {
                 row[1] = _mm512_fmadd_ps(x, w1, row[1]);
             }
         }
-        let mut all = [[_mm512_setzero_ps(); 2]; 8];
+        let mut all = [[_mm512_setzero_ps(); 2]; MR_AVX512];
         all[..R].copy_from_slice(&acc);
         all
     }
 
-    /// Stores up to 8 rows of two 16-lane accumulators into `c` (masked to `cols`, added to
+    /// Stores up to 12 rows of two 16-lane accumulators into `c` (masked to `cols`, added to
     /// what is there with `accumulate`).
     ///
     /// # Safety

@@ -484,7 +484,7 @@ mod x86 {
 pub struct KernelLevels {
     /// The f32 GEMM ([`crate::packed::isa_name`]).
     pub gemm_f32: &'static str,
-    /// The bf16 GEMM ([`crate::bf16::isa_name`]).
+    /// The path of bf16 layers ([`crate::bf16::path_name`]).
     pub gemm_bf16: &'static str,
     /// The int8 GEMM ([`crate::int8::isa_name`]).
     pub gemm_int8: &'static str,
@@ -501,7 +501,7 @@ impl KernelLevels {
     pub fn current() -> Self {
         Self {
             gemm_f32: crate::packed::isa_name(),
-            gemm_bf16: crate::bf16::isa_name(),
+            gemm_bf16: crate::bf16::path_name(),
             gemm_int8: crate::int8::isa_name(),
             element_wise: crate::ops::isa_name(),
         }

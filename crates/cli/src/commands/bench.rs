@@ -477,7 +477,8 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
                 table.push(vec![
                     c.case.name.to_string(),
                     mode.mode.clone(),
-                    ms(r.warmup_ms.first().copied().unwrap_or(f64::NAN)),
+                    // No warm-up call (`--warmup-calls 0`): the first call is among the timed ones.
+                    r.warmup_ms.first().map_or("-".to_string(), |&v| ms(v)),
                     ms(r.steady_ms.median),
                     format!("{:.1}", c.series_per_s),
                     ms(r.steady_ms.p95),

@@ -190,7 +190,7 @@ mod body {
                     *slot += v as f64 * v as f64;
                 }
             }
-            let mean_square = ((sum_f64(acc) + tail) / d as f64) as f32;
+            let mean_square = ((sum_lanes(acc) + tail) / d as f64) as f32;
             let inv = 1.0 / (mean_square + eps).sqrt();
             for ((o, &v), &w) in row_out.iter_mut().zip(row).zip(weight) {
                 *o = w * (v * inv);
@@ -283,27 +283,15 @@ mod body {
         larger(acc[0], tail)
     }
 
-    /// The partial sums added pairwise (halves folded onto each other: a few shuffles).
+    /// The partial sums added pairwise (halves folded onto each other: a few shuffles), in
+    /// f32 or f64.
     #[inline(always)]
-    fn sum_lanes(mut acc: [f32; LANES]) -> f32 {
+    fn sum_lanes<T: Copy + std::ops::Add<Output = T>>(mut acc: [T; LANES]) -> T {
         let mut width = LANES;
         while width > 1 {
             width /= 2;
             for i in 0..width {
-                acc[i] += acc[i + width];
-            }
-        }
-        acc[0]
-    }
-
-    /// [`sum_lanes`] in f64.
-    #[inline(always)]
-    fn sum_f64(mut acc: [f64; LANES]) -> f64 {
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for i in 0..width {
-                acc[i] += acc[i + width];
+                acc[i] = acc[i] + acc[i + width];
             }
         }
         acc[0]
