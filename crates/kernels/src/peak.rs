@@ -316,6 +316,26 @@ mod x86 {
     use std::arch::x86_64::*;
     use std::hint::black_box;
 
+    /// `$n` accumulators set by `$set1` from opaque seeds, then `$steps` rounds of `a = $step`
+    /// on each (`a` the accumulator's old value): the measured loop of every throughput
+    /// function, inlined into it so that it is compiled with that function's instruction set.
+    macro_rules! chains {
+        ($steps:expr, $n:expr, $seed:expr, $set1:ident, |$a:ident| $step:expr) => {{
+            let seeds = black_box([$seed; $n]);
+            let mut acc = [$set1($seed); $n];
+            for (slot, &s) in acc.iter_mut().zip(&seeds) {
+                *slot = $set1(s);
+            }
+            for _ in 0..$steps {
+                for slot in acc.iter_mut() {
+                    let $a = *slot;
+                    *slot = $step;
+                }
+            }
+            acc
+        }};
+    }
+
     /// `steps` x [`CHAINS`] `VFMADD*PS ymm` (`acc = acc · 0.5 + 1`, converging to 2: no
     /// overflow, no subnormals).
     ///
@@ -324,16 +344,9 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn fma_avx2(steps: u64) -> f32 {
         let (half, one) = (_mm256_set1_ps(black_box(0.5)), _mm256_set1_ps(black_box(1.0)));
-        let seeds = black_box([0.25f32; CHAINS]);
-        let mut acc = [_mm256_setzero_ps(); CHAINS];
-        for (a, &s) in acc.iter_mut().zip(&seeds) {
-            *a = _mm256_set1_ps(s);
-        }
-        for _ in 0..steps {
-            for a in acc.iter_mut() {
-                *a = _mm256_fmadd_ps(*a, half, one);
-            }
-        }
+        let acc = chains!(steps, CHAINS, 0.25f32, _mm256_set1_ps, |a| _mm256_fmadd_ps(
+            a, half, one
+        ));
         let mut sum = _mm256_setzero_ps();
         for a in acc {
             sum = _mm256_add_ps(sum, a);
@@ -350,16 +363,9 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn fma_avx512(steps: u64) -> f32 {
         let (half, one) = (_mm512_set1_ps(black_box(0.5)), _mm512_set1_ps(black_box(1.0)));
-        let seeds = black_box([0.25f32; CHAINS]);
-        let mut acc = [_mm512_setzero_ps(); CHAINS];
-        for (a, &s) in acc.iter_mut().zip(&seeds) {
-            *a = _mm512_set1_ps(s);
-        }
-        for _ in 0..steps {
-            for a in acc.iter_mut() {
-                *a = _mm512_fmadd_ps(*a, half, one);
-            }
-        }
+        let acc = chains!(steps, CHAINS, 0.25f32, _mm512_set1_ps, |a| _mm512_fmadd_ps(
+            a, half, one
+        ));
         let mut sum = _mm512_setzero_ps();
         for a in acc {
             sum = _mm512_add_ps(sum, a);
@@ -377,17 +383,10 @@ mod x86 {
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn int8_avx2(steps: u64) -> f32 {
         let (w, ones) = (_mm256_set1_epi8(black_box(3)), _mm256_set1_epi16(black_box(1)));
-        let seeds = black_box([1i32; INT8_AVX2_CHAINS]);
-        let mut acc = [_mm256_setzero_si256(); INT8_AVX2_CHAINS];
-        for (a, &s) in acc.iter_mut().zip(&seeds) {
-            *a = _mm256_set1_epi32(s);
-        }
-        for _ in 0..steps {
-            for a in acc.iter_mut() {
-                let pairs = _mm256_maddubs_epi16(*a, w);
-                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pairs, ones));
-            }
-        }
+        let acc = chains!(steps, INT8_AVX2_CHAINS, 1i32, _mm256_set1_epi32, |a| {
+            let pairs = _mm256_maddubs_epi16(a, w);
+            _mm256_add_epi32(a, _mm256_madd_epi16(pairs, ones))
+        });
         fold_epi32_avx2(&acc)
     }
 
@@ -399,16 +398,9 @@ mod x86 {
     #[target_feature(enable = "avx2,avxvnni")]
     pub(super) unsafe fn int8_avx_vnni(steps: u64) -> f32 {
         let (x, w) = (_mm256_set1_epi8(black_box(3)), _mm256_set1_epi8(black_box(5)));
-        let seeds = black_box([1i32; CHAINS]);
-        let mut acc = [_mm256_setzero_si256(); CHAINS];
-        for (a, &s) in acc.iter_mut().zip(&seeds) {
-            *a = _mm256_set1_epi32(s);
-        }
-        for _ in 0..steps {
-            for a in acc.iter_mut() {
-                *a = _mm256_dpbusd_avx_epi32(*a, x, w);
-            }
-        }
+        let acc = chains!(steps, CHAINS, 1i32, _mm256_set1_epi32, |a| _mm256_dpbusd_avx_epi32(
+            a, x, w
+        ));
         fold_epi32_avx2(&acc)
     }
 
@@ -435,16 +427,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512vnni")]
     pub(super) unsafe fn int8_avx512_vnni(steps: u64) -> f32 {
         let (x, w) = (_mm512_set1_epi8(black_box(3)), _mm512_set1_epi8(black_box(5)));
-        let seeds = black_box([1i32; CHAINS]);
-        let mut acc = [_mm512_setzero_si512(); CHAINS];
-        for (a, &s) in acc.iter_mut().zip(&seeds) {
-            *a = _mm512_set1_epi32(s);
-        }
-        for _ in 0..steps {
-            for a in acc.iter_mut() {
-                *a = _mm512_dpbusd_epi32(*a, x, w);
-            }
-        }
+        let acc = chains!(steps, CHAINS, 1i32, _mm512_set1_epi32, |a| _mm512_dpbusd_epi32(a, x, w));
         let mut sum = _mm512_setzero_si512();
         for a in acc {
             sum = _mm512_add_epi32(sum, a);
@@ -461,16 +444,7 @@ mod x86 {
     pub(super) unsafe fn bf16_avx512(steps: u64) -> f32 {
         let v = _mm512_set1_ps(black_box(1.0 / 1024.0));
         let x = _mm512_cvtne2ps_pbh(v, v);
-        let seeds = black_box([0.25f32; CHAINS]);
-        let mut acc = [_mm512_setzero_ps(); CHAINS];
-        for (a, &s) in acc.iter_mut().zip(&seeds) {
-            *a = _mm512_set1_ps(s);
-        }
-        for _ in 0..steps {
-            for a in acc.iter_mut() {
-                *a = _mm512_dpbf16_ps(*a, x, x);
-            }
-        }
+        let acc = chains!(steps, CHAINS, 0.25f32, _mm512_set1_ps, |a| _mm512_dpbf16_ps(a, x, x));
         let mut sum = _mm512_setzero_ps();
         for a in acc {
             sum = _mm512_add_ps(sum, a);
