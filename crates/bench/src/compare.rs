@@ -10,6 +10,7 @@ use chronos2_backtest::BacktestRun;
 use chronos2_engine::Engine;
 use serde::Serialize;
 
+use crate::load::MachineLoad;
 use crate::process::ProcessTimes;
 use crate::verdict::{decide_between, relative_difference_pct, Measurements, Thresholds, Verdict};
 use crate::{MachineInfo, Summary};
@@ -182,6 +183,9 @@ pub struct CompareReport {
     pub labels: [String; 2],
     /// Every setup's verdict enables the candidate (compiled mode, or the second dtype).
     pub enable_compiled: bool,
+    /// What other processes took of the machine during the runs (Linux only; set by the
+    /// caller, who watched them).
+    pub load: Option<MachineLoad>,
 }
 
 /// The median forecasts of two runs side by side, window by window.
@@ -365,7 +369,49 @@ impl CompareReport {
             thresholds,
             enable_compiled: setups.iter().all(|r| r.verdict.enable_compiled),
             setups,
+            load: None,
         }
+    }
+
+    /// The decision and its reason in one line: the failing criteria of each setup with their
+    /// measured values and rules (or that all held), the CPU's GEMM kernels and the model, and
+    /// a warning where the machine was busy.
+    pub fn reason(&self) -> String {
+        let [baseline, candidate] = &self.labels;
+        let failures: Vec<String> = self
+            .setups
+            .iter()
+            .filter_map(|setup| {
+                let failed: Vec<String> = setup
+                    .verdict
+                    .criteria
+                    .iter()
+                    .filter(|c| !c.pass)
+                    .map(|c| format!("{} {} fails {}", c.name, c.measured, c.rule))
+                    .collect();
+                (!failed.is_empty()).then(|| format!("{}: {}", setup.setup, failed.join(", ")))
+            })
+            .collect();
+        let context = format!(
+            "on this CPU (GEMM kernels {}, {} threads) for model {}",
+            self.machine.gemm_isa, self.machine.threads, self.model
+        );
+        let mut line = if failures.is_empty() {
+            let speedups: Vec<String> = self.setups.iter().map(|s| format!("{:.2}x", s.speedup)).collect();
+            format!(
+                "enable {candidate}: every criterion holds on every setup {context} (speedup {})",
+                speedups.join(", ")
+            )
+        } else {
+            format!("keep {baseline} {context}: {}", failures.join("; "))
+        };
+        if let Some(load) = self.load.filter(MachineLoad::busy) {
+            line.push_str(&format!(
+                " (the machine was busy: other processes took {:.0} % of its time, so the speed figures may not repeat)",
+                load.others_pct
+            ));
+        }
+        line
     }
 
     /// The report in Markdown: the decision, the machine, and per setup a table of both
@@ -384,11 +430,16 @@ impl CompareReport {
                 format!("keep {baseline}")
             }
         );
+        let _ = writeln!(s, "\nverdict: {}", self.reason());
         let _ = writeln!(
             s,
-            "\nmodel `{}`, data `{}`; {} ({} cores, {} threads, GEMM {})\n",
+            "\nmodel `{}`, data `{}`; {} ({} cores, {} threads, GEMM {})",
             self.model, self.data, m.cpu, m.cores, m.threads, m.gemm_isa
         );
+        if let Some(load) = &self.load {
+            let _ = writeln!(s, "\n{load}");
+        }
+        let _ = writeln!(s);
         for setup in &self.setups {
             let _ = writeln!(s, "### {}\n", setup.setup);
             let _ = writeln!(s, "| | {baseline} | {candidate} |\n|---|---|---|");
@@ -640,6 +691,35 @@ mod tests {
         let text = slow.markdown();
         assert!(text.starts_with("## Eager vs compiled: keep eager\n"), "{text}");
         assert!(text.contains("| speedup | 1.20x | > 1.50x | FAIL |"), "{text}");
+    }
+
+    #[test]
+    fn the_reason_names_the_failing_criteria_the_cpu_and_a_busy_machine() {
+        let fast = report(2.0);
+        assert_eq!(
+            fast.reason(),
+            "enable compiled: every criterion holds on every setup on this CPU (GEMM kernels avx2, 2 threads) for model tiny (speedup 2.00x)"
+        );
+        assert!(fast.markdown().contains("\nverdict: enable compiled: every criterion"));
+        let mut slow = report(1.2);
+        assert_eq!(
+            slow.reason(),
+            "keep eager on this CPU (GEMM kernels avx2, 2 threads) for model tiny: 10 windows x context 100 x horizon 7: speedup 1.20x fails > 1.50x"
+        );
+        slow.load = Some(MachineLoad {
+            others_pct: 40.0,
+            steal_pct: 0.0,
+            load_average_before: Some(1.5),
+            cores: 2,
+        });
+        assert!(
+            slow.reason().ends_with(
+                "(the machine was busy: other processes took 40 % of its time, so the speed figures may not repeat)"
+            ),
+            "{}",
+            slow.reason()
+        );
+        assert!(slow.markdown().contains("\nwarning: the machine was busy"));
     }
 
     #[test]

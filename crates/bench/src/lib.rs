@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod compare;
+pub mod load;
 mod machine;
 pub mod process;
 mod runner;

@@ -246,6 +246,12 @@ fn bench_prints_peaks_and_every_precision_against_them() {
         "{stdout}"
     );
     assert!(report["gemm_rate_gflops"].as_f64().unwrap() > 0.0);
+    // What other processes took of the machine meanwhile, in the table and the JSON.
+    if cfg!(target_os = "linux") {
+        assert!(stdout.contains("\nmachine load: other processes took "), "{stdout}");
+        let others = report["load"]["others_pct"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&others), "{report}");
+    }
 }
 
 #[test]
@@ -321,6 +327,21 @@ fn compare_puts_float32_against_bfloat16() {
     assert_eq!(setup["verdict"]["criteria"].as_array().unwrap().len(), 4);
     let markdown = std::fs::read_to_string(out.path().join("compare.md")).unwrap();
     assert!(markdown.starts_with("## Float32 vs bfloat16: "), "{markdown}");
+    // The reason in one line, naming the decision, the CPU and the model.
+    let verdict = markdown
+        .lines()
+        .find(|l| l.starts_with("verdict: "))
+        .expect("a verdict line");
+    assert!(
+        (verdict.starts_with("verdict: keep float32 on this CPU (GEMM kernels ")
+            || verdict.starts_with("verdict: enable bfloat16: every criterion holds"))
+            && verdict.contains(" for model "),
+        "{verdict}"
+    );
+    if cfg!(target_os = "linux") {
+        assert!(markdown.contains("\nmachine load: other processes took "), "{markdown}");
+        assert!(report["load"]["others_pct"].as_f64().is_some(), "{report}");
+    }
 }
 
 #[test]

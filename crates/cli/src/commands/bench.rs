@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use chronos2_backtest::report::write_atomic;
 use chronos2_backtest::table::Table;
+use chronos2_bench::load::{spread, LoadWatch, MachineLoad, NOISY_SPREAD};
 use chronos2_bench::process::{time_this_binary, ProcessTimes};
 use chronos2_bench::{
     family_of, model_flops, peak_rss_bytes, run_case, run_for, shape_case, CaseResult, DurationResult, Family,
@@ -134,6 +135,8 @@ struct Report {
     gemm_rate_gflops: f64,
     /// Measured peaks per level and the GEMM probes of every precision.
     peaks: PeakReport,
+    /// What other processes took of the machine while this ran (Linux only).
+    load: Option<MachineLoad>,
     model: String,
     parameters: usize,
     modes: Vec<ModeReport>,
@@ -358,6 +361,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         loaded.engine.forward(&case.input(&config, &series))?;
         return Ok(());
     }
+    let watch = LoadWatch::start();
     let mut reports = Vec::new();
     for mode in modes {
         base.mode = Some(mode.to_string());
@@ -370,6 +374,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     }
     let threads = reports[0].threads;
     let peaks = PeakReport::measure(args.gemm_size, 5, &Pool::new(threads));
+    let load = watch.finish();
     for mode in reports.iter_mut().filter(|m| m.device == "cpu") {
         for case in &mut mode.cases {
             case.of_peak = peaks.of_peak(mode.family, case.result.gflops);
@@ -380,6 +385,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         gemm_size: args.gemm_size,
         gemm_rate_gflops: peaks.probe(Family::F32).map_or(f64::NAN, |p| p.rate),
         peaks,
+        load,
         model: reports[0].model.clone(),
         parameters: reports[0].parameters,
         modes: reports,
@@ -501,15 +507,28 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
         if report.modes.len() == 2 {
             writeln!(out)?;
             for (e, c) in report.modes[0].cases.iter().zip(&report.modes[1].cases) {
-                writeln!(
+                let (e, c, name) = (&e.result.steady_ms, &c.result.steady_ms, e.case.name);
+                write!(
                     out,
-                    "case {}: compiled is {:.2}x eager (ratio of medians, {} runs each)",
-                    e.case.name,
-                    e.result.steady_ms.median / c.result.steady_ms.median,
-                    e.result.steady_ms.count
+                    "case {name}: compiled is {:.2}x eager (ratio of medians, {} runs each)",
+                    e.median / c.median,
+                    e.count
                 )?;
+                let (es, cs) = (spread(e.min, e.median, e.max), spread(c.min, c.median, c.max));
+                if es > NOISY_SPREAD || cs > NOISY_SPREAD {
+                    write!(
+                        out,
+                        "; runs disagree (eager spread {:.0} %, compiled {:.0} % of the median): this ratio may not repeat",
+                        100.0 * es,
+                        100.0 * cs
+                    )?;
+                }
+                writeln!(out)?;
             }
         }
+    }
+    if let Some(load) = &report.load {
+        writeln!(out, "\n{load}")?;
     }
     let above_peak = report.peaks.probes.iter().filter_map(|p| p.of_peak);
     let cases = report.modes.iter().flat_map(|m| &m.cases).filter_map(|c| c.of_peak);

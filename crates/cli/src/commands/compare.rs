@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use chronos2_backtest::report::{check_output_dir, write_atomic, write_outputs};
 use chronos2_bench::compare::{check_settings, compare, CompareReport, Setup};
+use chronos2_bench::load::LoadWatch;
 use chronos2_bench::process::{time_this_binary, ProcessTimes};
 use chronos2_bench::verdict::Thresholds;
 use chronos2_bench::MachineInfo;
@@ -148,6 +149,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     }
     let [eager, compiled]: [_; 2] = engines.try_into().map_err(|_| anyhow::anyhow!("two engines"))?;
     let labels_str = [labels[0].as_str(), labels[1].as_str()];
+    let watch = LoadWatch::start();
     let (setups, compiled_run) = compare(
         &eager.engine,
         &compiled.engine,
@@ -179,7 +181,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             }
         }
     }
-    let report = CompareReport::new(
+    let mut report = CompareReport::new(
         MachineInfo::detect(compiled.engine.threads()),
         compiled.label.clone(),
         source.to_string(),
@@ -187,6 +189,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         thresholds,
         setups,
     );
+    report.load = watch.finish();
     let markdown = report.markdown();
     let json = serde_json::to_string_pretty(&report)?;
     let mut written = Vec::new();
