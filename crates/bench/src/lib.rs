@@ -29,7 +29,7 @@ pub mod verdict;
 pub use chronos2_kernels::peak::{Family, KernelLevels};
 pub use machine::{
     current_rss_bytes, family_of, gemm_rate, peak_rss_bytes, GemmProbe, MachineInfo, OfPeak, PeakRate, PeakReport,
-    ABOVE_PEAK_NOTE,
+    ABOVE_PEAK_NOTE, REFERENCE_FLOPS_NOTE,
 };
 pub use runner::{model_flops, run_case, run_for, shape_case, CaseResult, DurationResult, ShapeCase, SHAPE_CASES};
 pub use stats::Summary;

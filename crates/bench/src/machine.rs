@@ -206,7 +206,11 @@ impl fmt::Display for OfPeak {
 
 /// The note printed once under a report where some rate is above its measured peak.
 pub const ABOVE_PEAK_NOTE: &str =
-    "* above the measured peak: the peak was probably measured while the machine was busy; rerun on an idle machine";
+    "* above the measured peak: a GEMM probe there means the peak was measured while the machine was busy (rerun on an idle machine); a case there means the engine skipped more of the reference's operations than its kernels lost to overheads";
+
+/// How a case's GFLOP/s and % of peak count, for the notes under the bench table.
+pub const REFERENCE_FLOPS_NOTE: &str =
+    "GFLOP/s and %peak count the reference's operations (full group attention, every token through every layer) over the median time, in both modes: the compiled engine skips some of them (singleton-group shortcut, trimmed last block), so its figures are effective rates";
 
 /// A square GEMM of one precision through the packed kernels, as the compiled engine runs it.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -11,7 +11,7 @@ use chronos2_bench::load::{spread, LoadWatch, MachineLoad, NOISY_SPREAD};
 use chronos2_bench::process::{time_this_binary, ProcessTimes};
 use chronos2_bench::{
     family_of, model_flops, peak_rss_bytes, run_case, run_for, shape_case, CaseResult, DurationResult, Family,
-    MachineInfo, OfPeak, PeakReport, ShapeCase, ABOVE_PEAK_NOTE,
+    MachineInfo, OfPeak, PeakReport, ShapeCase, ABOVE_PEAK_NOTE, REFERENCE_FLOPS_NOTE,
 };
 use chronos2_data::LoadOptions;
 use chronos2_engine::Pool;
@@ -472,8 +472,8 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
     let any_cases = report.modes.iter().any(|m| !m.cases.is_empty());
     if any_cases {
         let mut table = Table::new([
-            "case", "mode", "1st call", "median", "series/s", "p95", "p99", "min", "max", "GFLOP/s", "%GEMM", "%peak",
-            "plans+", "fallb", "err",
+            "case", "mode", "1st call", "median", "series/s", "p95", "p99", "min", "max", "GFLOP/s", "%peak", "plans+",
+            "fallb", "err",
         ])
         .align_left(2);
         let ms = |v: f64| format!("{v:.1}ms");
@@ -492,10 +492,6 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
                     ms(r.steady_ms.min),
                     ms(r.steady_ms.max),
                     format!("{:.1}", r.gflops),
-                    report
-                        .peaks
-                        .probe(mode.family)
-                        .map_or("-".into(), |p| format!("{:.0}%", 100.0 * r.gflops / p.rate)),
                     c.of_peak.map_or("-".to_string(), |o| o.to_string()),
                     r.plans_built_after_warmup.to_string(),
                     r.fallbacks.to_string(),
@@ -504,6 +500,7 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
             }
         }
         write!(out, "\n{}", table.text(""))?;
+        writeln!(out, "\n{REFERENCE_FLOPS_NOTE}")?;
         if report.modes.len() == 2 {
             writeln!(out)?;
             for (e, c) in report.modes[0].cases.iter().zip(&report.modes[1].cases) {
