@@ -21,7 +21,8 @@ pub struct DataArgs {
     #[arg(long, default_value = "close")]
     pub target: String,
     /// Timestamp column; default: `timestamp`, `date`, `datetime`, `time`, `open_time`,
-    /// `__index_level_0__` or an unnamed first column (a separate time column such as `<TIME>`
+    /// `__index_level_0__`, `Gmt time`, `Local time`, `window_start`, `Dates`, `Datum` or an
+    /// unnamed first column (a separate time column such as `<TIME>`
     /// is joined to the date); `DATE,TIME` joins two columns.
     #[arg(long, value_name = "COLUMN")]
     pub timestamp_column: Option<String>,

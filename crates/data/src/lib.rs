@@ -163,9 +163,9 @@ pub enum Missing {
 pub struct LoadOptions {
     /// The value columns to read (matched case-insensitively), in output order.
     pub columns: Vec<String>,
-    /// The timestamp column, or two joined by a comma (`DATE,TIME`); default: `timestamp`,
-    /// `date`, `datetime`, `time`, `open_time`, `__index_level_0__` or an unnamed first column,
-    /// joined with a separate time-of-day column named `time`.
+    /// The timestamp column, or two joined by a comma (`DATE,TIME`); default: the first of
+    /// the usual names (`timestamp`, `date`, ..., as the CLI's `--timestamp-column` lists them)
+    /// or an unnamed first column, joined with a separate time-of-day column named `time`.
     pub timestamp_column: Option<String>,
     /// The id column.
     pub id_column: IdColumn,
@@ -334,13 +334,21 @@ impl Dataset {
 }
 
 /// Header names that mark the timestamp column, in order of preference.
-pub(crate) const TIMESTAMP_NAMES: [&str; 6] = [
+pub(crate) const TIMESTAMP_NAMES: [&str; 11] = [
     "timestamp",
     "date",
     "datetime",
     "time",
     "open_time",
     "__index_level_0__",
+    // Dukascopy's exports.
+    "gmt time",
+    "local time",
+    // Polygon's flat files (epoch nanoseconds).
+    "window_start",
+    // Bloomberg's spreadsheet exports; German ones.
+    "dates",
+    "datum",
 ];
 /// Header names that mark an id column.
 pub(crate) const ID_NAMES: [&str; 4] = ["item_id", "symbol", "id", "ticker"];
@@ -938,6 +946,129 @@ mod tests {
         options.read.column_names = vec!["timestamp".into(), "close".into(), "col3".into()];
         let data = load(text, &options).unwrap();
         assert_eq!(data.series[0].column("close").unwrap(), &[1.0, 3.0, 5.0]);
+    }
+
+    #[test]
+    fn a_headerless_epoch_first_file_gets_advice_that_reads_the_right_columns() {
+        // Kraken's OHLC export: time, open, high, low, close, vwap, volume, count.
+        let text = "1704067200,42283.6,42554.5,42261.0,42475.2,42412.3,7.51,512\n\
+                    1704070800,42475.2,42600.0,42400.1,42550.7,42501.9,5.12,431\n\
+                    1704074400,42550.7,42580.0,42300.0,42333.3,42444.4,6.02,388\n";
+        let msg = load(text, &close()).unwrap_err().to_string();
+        let advice = "--columns timestamp,open,high,low,close,volume,col7,col8";
+        assert!(msg.contains(&format!("pass `--no-header {advice}`")), "{msg}");
+        // Following the advice reads the closes and the hours, not the epoch as a price.
+        let mut options = close();
+        options.read.no_header = true;
+        options.read.column_names = advice["--columns ".len()..].split(',').map(str::to_string).collect();
+        let data = load(text, &options).unwrap();
+        assert_eq!(data.series[0].column("close").unwrap(), &[42475.2, 42550.7, 42333.3]);
+        assert_eq!(data.format_time(data.series[0].timestamps[1]), "2024-01-01 01:00:00");
+        // Milliseconds too; a large price in the first column is not taken for a time.
+        let ms = text
+            .replace("1704067200,", "1704067200000,")
+            .replace("1704070800,", "1704070800000,");
+        let ms = ms.replace("1704074400,", "1704074400000,");
+        assert!(load(&ms, &close()).unwrap_err().to_string().contains(advice));
+        assert_eq!(suggested_names_of("123456789.5,1,2,3"), "open,high,low,close");
+    }
+
+    /// The names suggested for a headerless file whose first row is `row`.
+    fn suggested_names_of(row: &str) -> String {
+        let text = format!("{row}\n{row}\n");
+        let msg = load(&text, &close()).unwrap_err().to_string();
+        msg.split("--columns ")
+            .nth(1)
+            .unwrap()
+            .split('`')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn common_vendor_headers_are_read_without_flags() {
+        let cases = [
+            // Dukascopy.
+            (
+                "Gmt time,Open,High,Low,Close,Volume\n01.01.2024 00:00:00.000,1.1,1.2,1.0,1.15,10\n01.01.2024 01:00:00.000,1.15,1.2,1.1,1.12,11\n01.01.2024 02:00:00.000,1.12,1.3,1.1,1.25,12\n",
+                "2024-01-01 02:00:00",
+            ),
+            // Polygon flat files: epoch nanoseconds.
+            (
+                "ticker,volume,open,close,high,low,window_start,transactions\nX,10,1,1.15,2,0.5,1704067200000000000,3\nX,11,1,1.12,2,0.5,1704070800000000000,3\nX,12,1,1.25,2,0.5,1704074400000000000,3\n",
+                "2024-01-01 02:00:00",
+            ),
+            // Bloomberg: `Dates` and `PX_LAST`.
+            ("Dates,PX_LAST\n1/29/2024,1.15\n1/30/2024,1.12\n1/31/2024,1.25\n", "2024-01-31"),
+            // German: `Datum`.
+            ("Datum,Close\n29.01.2024,1.15\n30.01.2024,1.12\n31.01.2024,1.25\n", "2024-01-31"),
+        ];
+        for (text, last) in cases {
+            let data = load(text, &close()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let series = &data.series[0];
+            assert_eq!(series.columns[0].1, [1.15, 1.12, 1.25], "{text}");
+            assert_eq!(data.format_time(*series.timestamps.last().unwrap()), last, "{text}");
+        }
+        let data = load("Dates,PX_LAST\n1/29/2024,1\n1/30/2024,2\n1/31/2024,3\n", &close()).unwrap();
+        assert!(
+            data.report
+                .notes
+                .iter()
+                .any(|n| n.contains("`PX_LAST` as the close (Bloomberg")),
+            "{:?}",
+            data.report.notes
+        );
+    }
+
+    #[test]
+    fn stooq_intraday_joins_its_hhmmss_time_column_without_flags() {
+        let text = "<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>\n\
+                    AAPL.US,5,20240102,153000,185.1,185.5,184.9,185.2,1000,0\n\
+                    AAPL.US,5,20240102,153500,185.2,185.6,185.0,185.4,1100,0\n\
+                    AAPL.US,5,20240102,154000,185.4,185.7,185.1,185.3,1200,0\n\
+                    AAPL.US,5,20240103,153000,185.3,185.9,185.2,185.8,1300,0\n";
+        let data = load(text, &close()).unwrap();
+        let series = &data.series[0];
+        assert_eq!(
+            series.column("close").unwrap(),
+            &[185.2, 185.4, 185.3, 185.8][..series.len().min(4)]
+        );
+        assert_eq!(data.format_time(series.timestamps[0]), "2024-01-02 15:30:00");
+        assert_eq!(data.format_time(series.timestamps[2]), "2024-01-02 15:40:00");
+        assert!(
+            data.report.notes.iter().any(|n| n.contains("joined")),
+            "{:?}",
+            data.report.notes
+        );
+        // The columns as typed from the header, brackets and all, and without them.
+        for columns in ["<DATE>,<TIME>", "DATE,TIME"] {
+            let mut options = close();
+            options.timestamp_column = Some(columns.into());
+            let data = load(text, &options).unwrap();
+            assert_eq!(
+                data.format_time(data.series[0].timestamps[1]),
+                "2024-01-02 15:35:00",
+                "{columns}"
+            );
+        }
+        let data = load(text, &LoadOptions::columns(&["<CLOSE>"])).unwrap();
+        assert_eq!(data.series[0].column("<CLOSE>").unwrap()[0], 185.2);
+    }
+
+    #[test]
+    fn duplicates_from_an_unjoined_time_column_advise_the_join_not_keep_last() {
+        // The time column is not named `time`, so it is not joined by itself.
+        let text = "Date,Hour,Close\n2024-01-02,09:30,1\n2024-01-02,10:30,2\n2024-01-03,09:30,3\n2024-01-03,10:30,4\n";
+        let msg = load(text, &close()).unwrap_err().to_string();
+        assert!(
+            msg.contains("pass `--timestamp-column Date,Hour`") && !msg.contains("--keep-last"),
+            "{msg}"
+        );
+        let mut options = close();
+        options.timestamp_column = Some("Date,Hour".into());
+        let data = load(text, &options).unwrap();
+        assert_eq!(data.series[0].column("close").unwrap(), &[1.0, 2.0, 3.0, 4.0]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::numbers::{decimals, NumberFormat};
-use crate::time::{is_time_of_day, Parsed, TimeFormat};
+use crate::time::{is_time_of_day, with_colons, Parsed, TimeFormat};
 use crate::{DataError, DataSource, IdColumn, LoadOptions, TimestampStyle, ID_NAMES, TIMESTAMP_NAMES};
 
 /// Records read before the layout is decided.
@@ -36,27 +36,26 @@ pub(crate) const BINANCE_KLINES: [&str; 12] = [
     "ignore",
 ];
 
-/// Names suggested for a headerless file from its first row: `timestamp` for the first date,
-/// `symbol` for text, and for the numbers `close` (one), `open,high,low,close` (four or more,
-/// then `volume`), else `close` then `colN`.
+/// Names suggested for a headerless file from its first row: `timestamp` for the first time
+/// (a date, or an epoch number of a plausible year, as the first column of Kraken's or
+/// Binance's exports), `symbol` for text, and for the other numbers `close` (one),
+/// `open,high,low,close` (four or more, then `volume`), else `close` then `colN`.
 fn suggested_names(row: &[String]) -> String {
+    let time_at = row.iter().position(|cell| reads_as_time(cell));
+    let is_number = |cell: &String| NumberFormat::default().parse(cell).is_some();
     let numbers = row
         .iter()
-        .filter(|c| NumberFormat::default().parse(c).is_some())
+        .enumerate()
+        .filter(|&(i, c)| Some(i) != time_at && is_number(c))
         .count();
-    let mut time_named = false;
     let mut number = 0;
     row.iter()
         .enumerate()
         .map(|(i, cell)| {
-            if !time_named
-                && NumberFormat::default().parse(cell).is_none()
-                && !TimeFormat::candidates(cell, None, None).is_empty()
-            {
-                time_named = true;
+            if Some(i) == time_at {
                 return "timestamp".to_string();
             }
-            if NumberFormat::default().parse(cell).is_none() {
+            if !is_number(cell) {
                 return "symbol".to_string();
             }
             number += 1;
@@ -69,6 +68,24 @@ fn suggested_names(row: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Seconds since the epoch of 1990-01-01 and 2100-01-01: an epoch number outside them is
+/// more likely a price or a volume than a bar's time.
+const PLAUSIBLE_EPOCH_SECONDS: std::ops::Range<i64> = 631_152_000..4_102_444_800;
+
+/// Whether a cell reads as a time: a date or date-time that is not a plain number, or an
+/// epoch number (9 or more digits, in whatever unit its magnitude says) of a plausible year.
+fn reads_as_time(cell: &str) -> bool {
+    let number = NumberFormat::default().parse(cell).is_some();
+    TimeFormat::candidates(cell, None, None)
+        .iter()
+        .any(|format| match format {
+            TimeFormat::Epoch(_) => format
+                .parse(cell)
+                .is_some_and(|parsed| PLAUSIBLE_EPOCH_SECONDS.contains(&parsed.seconds)),
+            _ => !number,
+        })
 }
 
 /// A flag value quoted for a shell when it has spaces.
@@ -333,9 +350,12 @@ impl Candidate {
 }
 
 /// The columns matching `name` case-insensitively.
+/// The columns named `name` (case-insensitively; `<CLOSE>` as typed from a MetaTrader or
+/// stooq header matches the `CLOSE` the reader made of it).
 fn matching(names: &[String], name: &str) -> Vec<usize> {
+    let bare = name.strip_prefix('<').and_then(|n| n.strip_suffix('>')).unwrap_or(name);
     (0..names.len())
-        .filter(|&i| names[i].eq_ignore_ascii_case(name))
+        .filter(|&i| names[i].eq_ignore_ascii_case(name) || names[i].eq_ignore_ascii_case(bare))
         .collect()
 }
 
@@ -451,6 +471,9 @@ fn id_column(names: &[String], choice: &IdColumn) -> Result<Option<usize>, Strin
     }
 }
 
+/// Other names of the close and who uses them, tried in order where there is no `close`.
+const CLOSE_ALIASES: [(&str, &str); 2] = [("price", "investing.com"), ("px_last", "Bloomberg")];
+
 /// The requested value columns with their number formats, judged on the sample's data rows.
 fn value_columns(
     names: &[String],
@@ -462,13 +485,15 @@ fn value_columns(
     let mut columns = Vec::new();
     for name in &options.columns {
         let mut all = matching(names, name);
-        // investing.com names the close `Price`.
         if all.is_empty() && name.eq_ignore_ascii_case("close") {
-            all = matching(names, "price");
-            if let Some(&c) = all.first() {
+            if let Some((alias, vendor)) = CLOSE_ALIASES
+                .iter()
+                .find(|(alias, _)| !matching(names, alias).is_empty())
+            {
+                all = matching(names, alias);
                 notes.push(format!(
-                    "no `close` column: reading `{}` as the close (investing.com names it so)",
-                    names[c]
+                    "no `close` column: reading `{}` as the close ({vendor} names it so)",
+                    names[all[0]]
                 ));
             }
         }
@@ -533,13 +558,22 @@ struct Ingest<'o> {
 }
 
 impl Ingest<'_> {
-    /// The timestamp text of a record: its timestamp cell, or the cells joined by a space.
+    /// The timestamp text of a record: its timestamp cell, or the cells joined by a space (a
+    /// six-digit time of day after the date written with colons).
     fn time_text<'r>(&self, r: &'r csv::StringRecord) -> std::borrow::Cow<'r, str> {
         match self.time_cols.as_slice() {
             [c] => r.get(*c).unwrap_or("").trim().into(),
             cols => cols
                 .iter()
-                .map(|&c| r.get(c).unwrap_or("").trim())
+                .enumerate()
+                .map(|(i, &c)| {
+                    let cell = r.get(c).unwrap_or("").trim();
+                    if i == 0 {
+                        cell.into()
+                    } else {
+                        with_colons(cell)
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
                 .into(),
@@ -668,7 +702,14 @@ impl Table {
         let values = value_columns(&names, &data, options, notes).map_err(invalid)?;
         let unused_time_of_day = (0..names.len())
             .filter(|c| !time_cols.contains(c) && !names[*c].is_empty())
-            .find(|&c| data.iter().all(|(_, r)| is_time_of_day(r.get(c).unwrap_or(""))))
+            .find(|&c| {
+                // Six digits read as a time only in a column named `time`: elsewhere they may
+                // be volumes.
+                let cell = |r: &csv::StringRecord| r.get(c).unwrap_or("").trim().to_string();
+                data.iter().all(|(_, r)| {
+                    is_time_of_day(&cell(r)) && (cell(r).contains(':') || names[c].eq_ignore_ascii_case("time"))
+                })
+            })
             .map(|c| (names[time_cols[0]].clone(), names[c].clone()));
         let table = Self {
             path: path.clone(),

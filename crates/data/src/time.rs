@@ -386,13 +386,23 @@ fn parse_pattern(text: &str, pattern: &str) -> Option<Parsed> {
     })
 }
 
-/// Whether `text` is a time of day alone (`09:30`, `14:00:00`, `00:00:00.000`): a separate
-/// time column to join to a date column.
+/// Whether `text` is a time of day alone (`09:30`, `14:00:00`, `00:00:00.000`, or stooq's
+/// `153000`): a separate time column to join to a date column.
 pub(crate) fn is_time_of_day(text: &str) -> bool {
-    let text = text.trim();
+    let text = with_colons(text.trim());
     ["%H:%M", "%H:%M:%S", "%H:%M:%S%.f"]
         .iter()
-        .any(|f| chrono::NaiveTime::parse_from_str(text, f).is_ok())
+        .any(|f| chrono::NaiveTime::parse_from_str(&text, f).is_ok())
+}
+
+/// A time of day written as six digits (`HHMMSS`, as stooq writes it) with colons
+/// (`HH:MM:SS`), so that it joins a date as any other time does; other text as it is.
+pub(crate) fn with_colons(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}:{}:{}", &text[..2], &text[2..4], &text[4..]).into()
+    } else {
+        text.into()
+    }
 }
 
 /// Whether `seconds` falls on a Saturday or Sunday (UTC).
