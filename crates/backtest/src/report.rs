@@ -302,10 +302,10 @@ fn settings_line(run: &BacktestRun) -> String {
     let s = &o.strategy;
     let season = o.season.map_or_else(|| "by calendar".to_string(), |m| m.to_string());
     format!(
-        "backtest of {} on {}: {} windows, context {}, horizon {}, step {}, target {}, season {season}, traded step {}, fill at {}, fees {} bps + slippage {} bps + half of a {} bps spread per fill{}",
+        "backtest of {} on {}: {}, context {}, horizon {}, step {}, target {}, season {season}, traded step {}, fill at {}, fees {} bps + slippage {} bps + half of a {} bps spread per fill{}",
         run.model,
         run.data,
-        o.windows,
+        crate::table::count(o.windows, "window", "windows"),
         o.context,
         o.horizon,
         o.step,
@@ -384,11 +384,11 @@ pub fn summary(run: &BacktestRun) -> String {
     let t = &run.timing;
     let _ = writeln!(
         s,
-        "\ntime: {:.2} s total, {:.2} s in the model ({:.0}%, {} forward passes), {:.2} s everything else",
+        "\ntime: {:.2} s total, {:.2} s in the model ({:.0}%, {}), {:.2} s everything else",
         t.total_seconds,
         t.model_seconds,
         100.0 * t.model_seconds / t.total_seconds.max(1e-9),
-        t.model_calls,
+        crate::table::count(t.model_calls, "forward pass", "forward passes"),
         t.total_seconds - t.model_seconds
     );
     s

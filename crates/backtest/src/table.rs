@@ -123,6 +123,17 @@ impl Table {
     }
 }
 
+/// `n` and the noun in the number that agrees with it: `1 bar`, `2 bars`, `0 forward passes`.
+///
+/// ```
+/// use chronos2_backtest::table::count;
+/// assert_eq!(count(1, "bar", "bars"), "1 bar");
+/// assert_eq!(count(3, "forward pass", "forward passes"), "3 forward passes");
+/// ```
+pub fn count(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,7 +55,11 @@ fn policies_list_and_clear() {
     assert!(first.status.success(), "{}", text(&first.stderr));
     let listed = cache(dir.path(), "list");
     assert!(
-        listed.contains("(1 entries)") && listed.contains("model tiny-random") && listed.contains("float32"),
+        listed.contains("(1 entry)")
+            && listed.contains("model tiny-random")
+            && listed.contains("float32")
+            && listed.contains("  made ")
+            && listed.contains(" s ago"),
         "{listed}"
     );
     assert!(listed.contains("model.safetensors"), "{listed}");
@@ -75,7 +79,22 @@ fn policies_list_and_clear() {
     let err = text(&bad.stderr);
     assert!(!bad.status.success() && err.contains("prefer, never or only"), "{err}");
 
-    assert!(cache(dir.path(), "clear").contains("removed 1 entries"));
+    // One model's entries: an unknown name is refused with the names there are.
+    let dir_arg = dir.path().to_str().unwrap();
+    let (ok, _, stderr) = chronos2(&["cache", "clear", "no-such-model", "--dir", dir_arg]);
+    assert!(
+        !ok && stderr.contains("no entry of model `no-such-model`") && stderr.contains("models there: tiny-random"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = chronos2(&["cache", "clear", "tiny-random", "--dir", dir_arg]);
+    assert!(
+        ok && stdout.contains("removed 1 entry of model tiny-random"),
+        "{stdout}{stderr}"
+    );
+    assert!(cache(dir.path(), "list").contains("(0 entries)"));
+    let again = run(forecast(dir.path(), &[], &[]));
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(cache(dir.path(), "clear").contains("removed 1 entry ("));
     assert!(cache(dir.path(), "list").contains("(0 entries)"));
 }
 

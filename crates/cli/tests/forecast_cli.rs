@@ -81,6 +81,15 @@ fn json_output_with_file_covariates_equals_reference_predict_df() {
 }
 
 #[test]
+fn a_one_bar_forecast_says_bar_in_the_singular() {
+    let (ok, stdout, stderr) = forecast(&repo().join("data/BTCUSD.csv"), &["--horizon", "1"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(" · next 1 bar\n"), "{stdout}");
+    let (ok, stdout, stderr) = forecast(&repo().join("data/BTCUSD.csv"), &["--horizon", "2"]);
+    assert!(ok && stdout.contains(" · next 2 bars\n"), "{stdout}{stderr}");
+}
+
+#[test]
 fn forecasts_every_shared_data_file() {
     let shared = repo().join("../shared/data");
     let Ok(entries) = std::fs::read_dir(&shared) else {

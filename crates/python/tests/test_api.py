@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import pydoc
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,13 @@ def test_reference_properties():
     assert pipe.model_prediction_length == pipe.max_output_patches * pipe.model_output_patch_size
     assert pipe.model_context_length > 0
     assert "tiny-random" in repr(pipe)
+
+
+def test_version_is_the_crates_version():
+    cargo = (Path(__file__).resolve().parents[3] / "Cargo.toml").read_text()
+    expected = re.search(r'^version = "([^"]+)"', cargo, re.M).group(1)
+    assert chronos2.__version__ == expected
+    assert "__version__" in chronos2.__all__
 
 
 def test_help_and_docstrings():

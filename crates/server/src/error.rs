@@ -13,6 +13,9 @@ pub enum ApiError {
     /// 404: no such route.
     #[error("{0}")]
     NotFound(String),
+    /// 405: the route exists, for another method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 413: the body is over `--max-payload-bytes`.
     #[error("{0}")]
     TooLarge(String),
@@ -36,6 +39,7 @@ impl ApiError {
         match self {
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -38,6 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/info", get(info))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
         .with_state(state)
 }
@@ -193,6 +194,22 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// The 405 answer: the JSON error body of every other error, naming the method the route
+/// takes, and the `Allow` header.
+async fn method_not_allowed(request: Request) -> impl IntoResponse {
+    let path = request.uri().path();
+    let allowed = if matches!(path, "/invocations" | "/predict") {
+        "POST"
+    } else {
+        "GET"
+    };
+    let error = ApiError::MethodNotAllowed(format!(
+        "{} {path} is not allowed: {path} takes {allowed}",
+        request.method()
+    ));
+    ([(header::ALLOW, allowed)], error)
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -226,6 +226,10 @@ fn every_error_code_has_a_clear_message_and_the_server_keeps_running() {
     assert!(message.contains("not valid JSON"), "{message}");
     let message = error_of(&server.get("/nowhere"), 404);
     assert!(message.contains("/invocations"), "{message}");
+    let message = error_of(&server.get("/invocations"), 405);
+    assert_eq!(message, "GET /invocations is not allowed: /invocations takes POST");
+    let message = error_of(&server.post_raw("/ping", "application/json", b"{}"), 405);
+    assert_eq!(message, "POST /ping is not allowed: /ping takes GET");
     let big = json!({"inputs": [{"target": series(1000, 0.0)}]});
     let message = error_of(&server.post(&big), 413);
     assert!(message.contains("--max-payload-bytes"), "{message}");
@@ -246,7 +250,7 @@ fn every_error_code_has_a_clear_message_and_the_server_keeps_running() {
     assert!(message.contains("injected panic"), "{message}");
     assert_eq!(server.post(&ok).status, 200, "the server answers after a 500");
     let metrics = server.get("/metrics").body;
-    for status in ["200", "400", "404", "413", "422", "500"] {
+    for status in ["200", "400", "404", "405", "413", "422", "500"] {
         assert!(
             metrics.contains(&format!("status=\"{status}\"")),
             "{status} missing from\n{metrics}"

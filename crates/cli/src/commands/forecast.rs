@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use chronos2_backtest::table::Table;
+use chronos2_backtest::table::{count, Table};
 use chronos2_forecast::{forecast_file, parse_quantile_levels, parse_targets, FileForecast, FileRequest};
 use serde_json::{json, Map, Value};
 
@@ -202,10 +202,10 @@ fn write_table(results: &[FileForecast], out: &mut dyn Write) -> Result<()> {
         }
         writeln!(
             out,
-            "{} · {} · next {} bars",
+            "{} · {} · next {}",
             f.item_id,
             f.target_name,
-            f.timestamps.len()
+            count(f.timestamps.len(), "bar", "bars")
         )?;
         let levels = result.levels.iter().map(|l| l.label.clone());
         let mut table = Table::new(["timestamp".to_string(), POINT_COLUMN.into()].into_iter().chain(levels));

@@ -25,6 +25,7 @@ with the CLI's message, a missing model or file ``FileNotFoundError``.
 """
 
 from ._backtest import BacktestResult, backtest
+from ._native import __version__
 from ._pipeline import Chronos2Pipeline
 
-__all__ = ["BacktestResult", "Chronos2Pipeline", "backtest"]
+__all__ = ["BacktestResult", "Chronos2Pipeline", "__version__", "backtest"]

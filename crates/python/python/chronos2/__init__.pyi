@@ -106,4 +106,7 @@ def backtest(
     out: Union[str, os.PathLike[str], None] = None,
 ) -> BacktestResult: ...
 
-__all__ = ["BacktestResult", "Chronos2Pipeline", "backtest"]
+__version__: str
+"""The version of the package (the Rust crates' version)."""
+
+__all__ = ["BacktestResult", "Chronos2Pipeline", "__version__", "backtest"]
