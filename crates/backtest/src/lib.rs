@@ -38,6 +38,7 @@ pub mod table;
 pub mod tearsheet;
 pub mod trading;
 pub mod walkforward;
+pub mod written;
 
 use std::time::Instant;
 

@@ -420,14 +420,17 @@ fn temporary_name(path: &Path) -> PathBuf {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BacktestError> {
     use std::io::Write as _;
     let temporary = temporary_name(path);
+    crate::written::writing(&temporary);
     let written = std::fs::File::create(&temporary).and_then(|mut file| {
         file.write_all(bytes)?;
         file.sync_all()
     });
     if let Err(source) = written.and_then(|()| std::fs::rename(&temporary, path)) {
         let _ = std::fs::remove_file(&temporary);
+        crate::written::done(&temporary, None);
         return Err(write_error(path, source));
     }
+    crate::written::done(&temporary, Some(path));
     Ok(())
 }
 
@@ -446,7 +449,11 @@ pub fn check_output_dir(dir: &Path) -> Result<(), BacktestError> {
             ),
         ));
     }
+    let existed = dir.exists();
     std::fs::create_dir_all(dir).map_err(|source| write_error(dir, source))?;
+    if !existed {
+        crate::written::created_dir(dir);
+    }
     let probe = temporary_name(&dir.join("write-check"));
     std::fs::write(&probe, b"").map_err(|source| write_error(dir, source))?;
     std::fs::remove_file(&probe).map_err(|source| write_error(&probe, source))

@@ -40,6 +40,10 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server shuts down gracefully on its own; every other command stops at once.
+    if !matches!(cli.command, Command::Serve(_)) {
+        stop_cleanly_on_signals();
+    }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = match &cli.command {
@@ -79,6 +83,28 @@ fn message(error: &anyhow::Error) -> String {
     }
     line
 }
+
+/// On SIGINT or SIGTERM: removes what is half-written (temporary files, output folders this
+/// run created and left empty), says in one line what was and was not written, and exits with
+/// 128 + the signal's number, as shells expect.
+#[cfg(unix)]
+fn stop_cleanly_on_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return; // without a handler the default action (ending the process) still applies
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+            let undone = chronos2_backtest::written::undo_unfinished();
+            common::stderr_line(format_args!("interrupted by {name}: stopped; {}", undone.describe()));
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn stop_cleanly_on_signals() {}
 
 #[cfg(test)]
 mod tests {

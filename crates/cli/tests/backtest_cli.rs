@@ -432,3 +432,55 @@ fn covariates_reach_the_model_and_bad_ones_are_named() {
     let (ok, _, stderr) = run(&args);
     assert!(!ok && stderr.contains("weather"), "{stderr}");
 }
+
+/// SIGINT or SIGTERM in a long backtest: one line saying so, exit code 128 + the signal, and
+/// neither an empty output folder nor a half-written file left behind.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_backtest_says_so_and_leaves_no_empty_folder() {
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report");
+        let child = Command::new(env!("CARGO_BIN_EXE_chronos2"))
+            .args([
+                "backtest",
+                "--out",
+                out.to_str().unwrap(),
+                "--windows",
+                "1500",
+                "--context",
+                "512",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The folder is made (and checked) before the run starts; interrupt the run then.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !out.exists() {
+            assert!(std::time::Instant::now() < deadline, "the output folder never appeared");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "interrupted by SIG{signal}: stopped; nothing was written; the empty folder "
+            )) && stderr.contains(" it had created removed"),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "the empty output folder is left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing else is left"
+        );
+    }
+}
