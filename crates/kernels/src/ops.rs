@@ -17,13 +17,7 @@ pub use fast::isa_name;
 /// # Panics
 /// If `x` and `out` differ in length, or the length is not a multiple of `weight.len()`.
 pub fn rms_norm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
-    let d = weight.len();
-    assert_eq!(x.len(), out.len(), "rms_norm: input and output lengths differ");
-    assert!(
-        d > 0 && x.len().is_multiple_of(d),
-        "rms_norm: length {} is not a multiple of {d}",
-        x.len()
-    );
+    let d = check_rms_norm(out, x, weight);
     for (row_out, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
         let mean_square = (row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / d as f64) as f32;
         let inv = 1.0 / (mean_square + eps).sqrt();
@@ -31,6 +25,21 @@ pub fn rms_norm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
             *o = w * (v * inv);
         }
     }
+}
+
+/// The row width of an RMS norm over `x` into `out` with `weight`, after checking the shapes.
+///
+/// # Panics
+/// If `x` and `out` differ in length, or the length is not a multiple of `weight.len()`.
+pub(crate) fn check_rms_norm(out: &[f32], x: &[f32], weight: &[f32]) -> usize {
+    let d = weight.len();
+    assert_eq!(x.len(), out.len(), "rms_norm: input and output lengths differ");
+    assert!(
+        d > 0 && x.len().is_multiple_of(d),
+        "rms_norm: length {} is not a multiple of {d}",
+        x.len()
+    );
+    d
 }
 
 /// In-place softmax over one row, with the usual max subtraction.

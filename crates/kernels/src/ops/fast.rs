@@ -30,13 +30,7 @@ pub fn isa_name() -> &'static str {
 /// # Panics
 /// If `x` and `out` differ in length, or the length is not a multiple of `weight.len()`.
 pub fn rms_norm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
-    let d = weight.len();
-    assert_eq!(x.len(), out.len(), "rms_norm: input and output lengths differ");
-    assert!(
-        d > 0 && x.len().is_multiple_of(d),
-        "rms_norm: length {} is not a multiple of {d}",
-        x.len()
-    );
+    super::check_rms_norm(out, x, weight);
     (active().rms_norm)(out, x, weight, eps);
 }
 
