@@ -43,7 +43,7 @@ pub mod written;
 use std::time::Instant;
 
 use chronos2::ForwardPass;
-use chronos2_data::{DataSource, LoadOptions};
+use chronos2_data::{DataSource, LoadOptions, Zone};
 use chronos2_forecast::ForecastError;
 use serde::Serialize;
 
@@ -101,6 +101,14 @@ pub struct BacktestRun {
     pub timing: Timing,
     /// What loading the data did.
     pub data_notes: Vec<String>,
+    /// The zone every output prints times in (`--tz`; `None`: UTC). Times in the JSON stay
+    /// seconds since the epoch; `time_zone` names the zone the other outputs used.
+    #[serde(rename = "time_zone", serialize_with = "zone_name")]
+    pub zone: Option<Zone>,
+}
+
+fn zone_name<S: serde::Serializer>(zone: &Option<Zone>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&zone.map_or_else(|| "UTC".to_string(), |z| z.name()))
 }
 
 /// The sources for reports: each one, or the first and the count when there are many.
@@ -199,5 +207,6 @@ pub fn run_backtest(
         portfolio,
         timing,
         data_notes: notes,
+        zone: load.read.tz,
     })
 }

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use chronos2_data::{format_timestamp, TimestampStyle};
+use chronos2_data::{format_timestamp, format_timestamp_at, TimestampStyle, Zone};
 
 use crate::table::Table;
 use crate::trading::{FillAt, TradingMetrics};
@@ -42,16 +42,20 @@ pub(crate) fn pct(v: f64) -> String {
     }
 }
 
-/// A timestamp as a date, with the time of day when it is not midnight.
-pub(crate) fn day(t: i64) -> String {
-    format_timestamp(t, TimestampStyle::DateTime)
-        .trim_end_matches(" 00:00:00")
-        .to_string()
+/// A timestamp as a date, with the time of day when it is not midnight (UTC); in `zone`, with
+/// its offset, where `--tz` gave one.
+pub(crate) fn day(zone: Option<Zone>, t: i64) -> String {
+    match zone {
+        None => format_timestamp(t, TimestampStyle::DateTime)
+            .trim_end_matches(" 00:00:00")
+            .to_string(),
+        Some(zone) => format_timestamp_at(t, TimestampStyle::DateTimeUtcOffset, zone.offset_at(t)),
+    }
 }
 
 /// A bar's time, or its index when outside the series' recorded span.
-fn time_or_bar(b: &SeriesBacktest, bar: usize) -> String {
-    b.time_of(bar).map_or_else(|| format!("bar {bar}"), day)
+fn time_or_bar(zone: Option<Zone>, b: &SeriesBacktest, bar: usize) -> String {
+    b.time_of(bar).map_or_else(|| format!("bar {bar}"), |t| day(zone, t))
 }
 
 /// The Diebold-Mariano verdict in one line: which forecast it favours and whether that is
@@ -214,7 +218,7 @@ pub(crate) fn portfolio_table(run: &BacktestRun) -> Table {
 
 /// Notes on a series' strategies: zero trades explained, skipped strategies, bankruptcies,
 /// small samples.
-pub(crate) fn strategy_notes(b: &SeriesBacktest) -> Vec<(&'static str, String)> {
+pub(crate) fn strategy_notes(zone: Option<Zone>, b: &SeriesBacktest) -> Vec<(&'static str, String)> {
     let mut notes = Vec::new();
     for st in &b.strategies {
         if let Some(reason) = &st.no_trades {
@@ -226,7 +230,7 @@ pub(crate) fn strategy_notes(b: &SeriesBacktest) -> Vec<(&'static str, String)> 
                 format!(
                     "{}: equity reached 0 at {} (bankrupt, -100%); trading stopped there",
                     st.name,
-                    time_or_bar(b, bar)
+                    time_or_bar(zone, b, bar)
                 ),
             ));
         }
@@ -323,15 +327,15 @@ fn settings_line(run: &BacktestRun) -> String {
 }
 
 /// The block of one series.
-fn series_block(s: &mut String, b: &SeriesBacktest, model: &str) {
+fn series_block(s: &mut String, zone: Option<Zone>, b: &SeriesBacktest, model: &str) {
     let first = b.windows.first().map_or(0, |w| w.origin_time);
     let last = b.windows.last().map_or(0, |w| w.origin_time);
     let _ = writeln!(
         s,
         "\n{} | origins {} .. {} | {:.0} bars/year | season {}",
         b.label,
-        day(first),
-        day(last),
+        day(zone, first),
+        day(zone, last),
         b.periods_per_year,
         b.season
     );
@@ -339,7 +343,7 @@ fn series_block(s: &mut String, b: &SeriesBacktest, model: &str) {
     let _ = writeln!(s, "  {}", verdict(b, model));
     let _ = writeln!(s, "  {}", quality_facts(b).join(" | "));
     s.push_str(&strategy_table(b).columns(&[0, 1, 2, 4, 5, 7, 9, 10, 11, 14]).text("  "));
-    for (_, note) in strategy_notes(b) {
+    for (_, note) in strategy_notes(zone, b) {
         let _ = writeln!(s, "  {note}");
     }
 }
@@ -350,7 +354,7 @@ pub fn summary(run: &BacktestRun) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", settings_line(run));
     if let [b] = run.series.as_slice() {
-        series_block(&mut s, b, &run.model);
+        series_block(&mut s, run.zone, b, &run.model);
     } else {
         let _ = writeln!(s, "\n{} symbols", run.series.len());
         s.push_str(&universe_table(run).text("  "));
@@ -505,11 +509,11 @@ fn forecasts_csv(run: &BacktestRun) -> String {
                 let _ = write!(
                     out,
                     "{label},{},{},{},{},{},{},{},{}",
-                    day(w.origin_time),
-                    time_or_bar(b, w.origin + k),
+                    day(run.zone, w.origin_time),
+                    time_or_bar(run.zone, b, w.origin + k),
                     k + 1,
-                    day(w.context_times.0),
-                    day(w.context_times.1),
+                    day(run.zone, w.context_times.0),
+                    day(run.zone, w.context_times.1),
                     w.origin + k,
                     w.actual[k],
                     w.median[k]
@@ -538,9 +542,9 @@ fn trades_csv(run: &BacktestRun) -> String {
                     "{label},{},{},{},{},{},{},{},{},{},{},{}",
                     csv_field(&st.name),
                     t.direction,
-                    time_or_bar(b, t.entry_bar),
+                    time_or_bar(run.zone, b, t.entry_bar),
                     t.entry_price,
-                    time_or_bar(b, t.exit_bar),
+                    time_or_bar(run.zone, b, t.exit_bar),
                     t.exit_price,
                     t.entry_bar,
                     t.exit_bar,
@@ -563,7 +567,7 @@ fn portfolio_csv(run: &BacktestRun) -> String {
     }
     out.push('\n');
     for (i, &t) in p.times.iter().enumerate() {
-        out.push_str(&day(t));
+        out.push_str(&day(run.zone, t));
         for st in &p.strategies {
             let _ = write!(out, ",{}", st.equity[i]);
         }

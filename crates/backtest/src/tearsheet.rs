@@ -11,6 +11,8 @@
 
 use std::fmt::Write as _;
 
+use chronos2_data::Zone;
+
 use crate::report::{
     best_strategy, day, escape_html, forecast_table, num, pct, portfolio_table, sample_warning, strategy_notes,
     strategy_table, summary, universe_table, verdict,
@@ -394,7 +396,7 @@ fn price_and_trades(b: &SeriesBacktest, time_label: &dyn Fn(f64) -> String) -> S
 }
 
 /// The trade list of every strategy (the first [`LISTED_TRADES`]).
-fn trade_list(b: &SeriesBacktest) -> String {
+fn trade_list(zone: Option<Zone>, b: &SeriesBacktest) -> String {
     let mut table = crate::table::Table::new([
         "strategy",
         "side",
@@ -412,7 +414,7 @@ fn trade_list(b: &SeriesBacktest) -> String {
         .flat_map(|st| st.path.trades.iter().map(move |t| (st.name.as_str(), t)))
         .collect();
     for (name, t) in all.iter().take(LISTED_TRADES) {
-        let at = |bar: usize| b.time_of(bar).map_or_else(|| format!("bar {bar}"), day);
+        let at = |bar: usize| b.time_of(bar).map_or_else(|| format!("bar {bar}"), |t| day(zone, t));
         table.push(vec![
             name.to_string(),
             if t.direction > 0 { "long" } else { "short" }.into(),
@@ -437,7 +439,7 @@ fn trade_list(b: &SeriesBacktest) -> String {
 }
 
 /// The forecast fan of one window: history, actual, median and the outer and inner bands.
-fn fan(b: &SeriesBacktest, w: &Window, levels: &[f32]) -> String {
+fn fan(zone: Option<Zone>, b: &SeriesBacktest, w: &Window, levels: &[f32]) -> String {
     let h = w.actual.len();
     let history: Vec<(f64, f64)> = (w.origin.saturating_sub(3 * h)..w.origin)
         .filter_map(|i| {
@@ -491,7 +493,7 @@ fn fan(b: &SeriesBacktest, w: &Window, levels: &[f32]) -> String {
     chart(
         "forecast-fan",
         &Axes {
-            title: &format!("Forecast from {}{band_text}", day(w.origin_time)),
+            title: &format!("Forecast from {}{band_text}", day(zone, w.origin_time)),
             x_title: "bars from the origin",
             y_title: "value (data units)",
             x_label: &label,
@@ -511,7 +513,7 @@ fn series_section(run: &BacktestRun, b: &SeriesBacktest) -> String {
     );
     let time_label = |bar: f64| {
         b.time_of(bar.round().max(0.0) as usize)
-            .map_or_else(|| format!("bar {bar:.0}"), day)
+            .map_or_else(|| format!("bar {bar:.0}"), |t| day(run.zone, t))
     };
     s.push_str(&price_and_trades(b, &time_label));
     let equity_title = format!("Equity: strategies vs buy and hold (initial {})", num(initial, 0));
@@ -584,7 +586,7 @@ fn series_section(run: &BacktestRun, b: &SeriesBacktest) -> String {
     let step = b.windows.first().map_or(1, |w| w.actual.len()).max(1);
     let recent: Vec<&Window> = b.windows.iter().rev().step_by(step).take(3).collect();
     for w in recent.into_iter().rev() {
-        s.push_str(&fan(b, w, &run.options.quantiles));
+        s.push_str(&fan(run.zone, b, w, &run.options.quantiles));
     }
     let errors = |pick: fn(&Window) -> &Vec<f64>| -> Vec<(f64, f64)> {
         b.windows
@@ -637,10 +639,10 @@ fn series_section(run: &BacktestRun, b: &SeriesBacktest) -> String {
         escape_html(&coverage.join(", "))
     );
     s.push_str(&strategy_table(b).html_with_class("strategies"));
-    for (class, note) in strategy_notes(b) {
+    for (class, note) in strategy_notes(run.zone, b) {
         let _ = write!(s, "<p class='{class}'>{}</p>", escape_html(&note));
     }
-    s.push_str(&trade_list(b));
+    s.push_str(&trade_list(run.zone, b));
     s.push_str("</section>");
     s
 }
@@ -651,7 +653,7 @@ fn portfolio_section(run: &BacktestRun) -> String {
     let time_label = |x: f64| {
         p.times
             .get(x.round().max(0.0) as usize)
-            .map_or_else(String::new, |&t| day(t))
+            .map_or_else(String::new, |&t| day(run.zone, t))
     };
     let lines: Vec<Line<'_>> = p
         .strategies

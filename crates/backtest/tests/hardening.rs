@@ -35,6 +35,7 @@ fn backtest(closes: Vec<f64>, label: &str, options: &BacktestOptions) -> Result<
         skipped: Vec::new(),
         timing,
         data_notes: Vec::new(),
+        zone: None,
     })
 }
 

@@ -239,6 +239,53 @@ fn csv_outputs_carry_times_prices_and_the_forecast_quantile_names() {
 }
 
 #[test]
+fn tz_sets_the_zone_of_every_backtest_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("X.csv");
+    ohlc_file(&data, 60, 0.7);
+    let out = dir.path().join("out");
+    let model = tiny_model();
+    let mut args = small(&model, out.to_str().unwrap());
+    args.extend(["--data", data.to_str().unwrap(), "--tz", "America/New_York"]);
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    // Midnight UTC is 19:00 the day before in New York (winter: UTC-5).
+    let forecasts = std::fs::read_to_string(out.join("forecasts.csv")).unwrap();
+    let first: Vec<&str> = forecasts.lines().nth(1).unwrap().split(',').collect();
+    assert!(first[1].ends_with(" 19:00:00-05:00"), "{first:?}");
+    let trades = std::fs::read_to_string(out.join("trades.csv")).unwrap();
+    let trade: Vec<&str> = trades.lines().nth(1).expect("a trade").split(',').collect();
+    assert!(
+        trade[3].ends_with("-05:00") && trade[5].ends_with("-05:00"),
+        "{trade:?}"
+    );
+    let portfolio = std::fs::read_to_string(out.join("portfolio.csv")).unwrap();
+    assert!(
+        portfolio
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .ends_with("-05:00"),
+        "{portfolio}"
+    );
+    assert!(stdout.contains(" 19:00:00-05:00 .. "), "{stdout}");
+    assert_eq!(report(&out)["time_zone"], "America/New_York");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("19:00:00-05:00"), "the tear sheet prints New York times");
+    // Without --tz: UTC, as before.
+    let plain = dir.path().join("plain");
+    let (ok, _, stderr) = run(&small(&model, plain.to_str().unwrap())
+        .into_iter()
+        .chain(["--data", data.to_str().unwrap()])
+        .collect::<Vec<_>>());
+    assert!(ok, "{stderr}");
+    assert_eq!(report(&plain)["time_zone"], "UTC");
+}
+
+#[test]
 fn weights_split_the_capital_and_bad_weights_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("AAA.csv"), dir.path().join("BBB.csv"));

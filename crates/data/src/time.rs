@@ -229,6 +229,18 @@ impl Zone {
         (h <= 14 && m <= 59).then_some(Self::Offset(sign * (h * 3600 + m * 60)))
     }
 
+    /// The zone as `--tz` takes it: an IANA name, or an offset such as `+02:00`.
+    pub fn name(self) -> String {
+        match self {
+            Self::Named(tz) => tz.name().to_string(),
+            Self::Offset(offset) => {
+                let sign = if offset < 0 { '-' } else { '+' };
+                let minutes = offset.unsigned_abs() / 60;
+                format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+            }
+        }
+    }
+
     /// Seconds east of UTC at the instant `seconds`.
     pub fn offset_at(self, seconds: i64) -> i32 {
         use chrono::{Offset as _, TimeZone as _};
