@@ -175,7 +175,16 @@ pub fn run_backtest(
             }
             labels.push(label.clone());
             match prepare(s, &label, options) {
-                Ok(p) => prepared.push(p),
+                Ok(p) => {
+                    let shortest = p.shortest_context(options);
+                    if shortest < options.context {
+                        notes.push(format!(
+                            "{label}: the first windows have only {shortest} bars of context, fewer than --context {} (the series starts too late; --strict refuses this)",
+                            options.context
+                        ));
+                    }
+                    prepared.push(p);
+                }
                 Err(PrepareError::TooShort(reason)) if !options.strict => {
                     notes.push(format!("skipped {reason} (--strict makes this an error)"));
                     skipped.push(SkippedSeries { label, reason });

@@ -327,17 +327,25 @@ fn settings_line(run: &BacktestRun) -> String {
 }
 
 /// The block of one series.
-fn series_block(s: &mut String, zone: Option<Zone>, b: &SeriesBacktest, model: &str) {
+fn series_block(s: &mut String, zone: Option<Zone>, context: usize, b: &SeriesBacktest, model: &str) {
     let first = b.windows.first().map_or(0, |w| w.origin_time);
     let last = b.windows.last().map_or(0, |w| w.origin_time);
     let _ = writeln!(
         s,
-        "\n{} | origins {} .. {} | {:.0} bars/year | season {}",
+        "\n{} | origins {} .. {} | {:.0} bars/year | season {}{}",
         b.label,
         day(zone, first),
         day(zone, last),
         b.periods_per_year,
-        b.season
+        b.season,
+        if b.shortest_context < context {
+            format!(
+                " | context from {} bars (shortened: the series starts too late)",
+                b.shortest_context
+            )
+        } else {
+            String::new()
+        }
     );
     s.push_str(&forecast_table(b, model).columns(&[0, 1, 2, 3, 5, 6, 8]).text("  "));
     let _ = writeln!(s, "  {}", verdict(b, model));
@@ -354,7 +362,7 @@ pub fn summary(run: &BacktestRun) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", settings_line(run));
     if let [b] = run.series.as_slice() {
-        series_block(&mut s, run.zone, b, &run.model);
+        series_block(&mut s, run.zone, run.options.context, b, &run.model);
     } else {
         let _ = writeln!(s, "\n{} symbols", run.series.len());
         s.push_str(&universe_table(run).text("  "));
@@ -384,6 +392,15 @@ pub fn summary(run: &BacktestRun) -> String {
     }
     for skipped in &run.skipped {
         let _ = writeln!(s, "skipped {}", skipped.reason);
+    }
+    if run.series.len() > 1 {
+        for b in run.series.iter().filter(|b| b.shortest_context < run.options.context) {
+            let _ = writeln!(
+                s,
+                "shortened context: {}: the first windows have {} bars of context, fewer than --context {} (the series starts too late)",
+                b.label, b.shortest_context, run.options.context
+            );
+        }
     }
     let t = &run.timing;
     let _ = writeln!(

@@ -254,6 +254,9 @@ pub struct SeriesBacktest {
     pub times: Vec<i64>,
     /// Bar index of `history[0]`.
     pub history_start: usize,
+    /// Bars of context of the first window: less than `--context` where the series starts
+    /// too late for it (the later windows have more, up to `--context`).
+    pub shortest_context: usize,
 }
 
 impl SeriesBacktest {
@@ -614,6 +617,12 @@ pub fn prepare<'a>(series: &'a Series, label: &str, options: &BacktestOptions) -
             ));
         }
     }
+    if options.strict && origins[0] < options.context {
+        return setup(format!(
+            "{label}: the first window has only {} bars of context, fewer than --context {} (the series starts too late); pass --context {}, fewer --windows, or leave out --strict to run the first windows on the shorter context",
+            origins[0], options.context, origins[0]
+        ));
+    }
     // The model reads f32: a value beyond its range would silently become infinite.
     let context_start = origins[0].saturating_sub(options.context);
     let horizon_end = (origins[origins.len() - 1] + options.horizon).min(closes.len());
@@ -640,6 +649,11 @@ pub fn prepare<'a>(series: &'a Series, label: &str, options: &BacktestOptions) -
 }
 
 impl Prepared<'_> {
+    /// Bars of context of the first window (the fewest of any window).
+    pub fn shortest_context(&self, options: &BacktestOptions) -> usize {
+        self.origins[0].min(options.context)
+    }
+
     /// Model rows per window (targets and covariates).
     fn rows(&self) -> usize {
         self.targets.len() + self.covariates.len()
@@ -741,6 +755,7 @@ impl Prepared<'_> {
             skipped,
             periods_per_year: periods_per_year(series),
             season: self.season,
+            shortest_context: self.origins[0].min(options.context),
             windows,
         }
     }

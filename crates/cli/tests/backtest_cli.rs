@@ -158,6 +158,56 @@ fn a_long_file_with_a_short_symbol_finishes_and_names_it_unless_strict() {
 }
 
 #[test]
+fn a_shortened_context_is_reported_per_symbol_and_refused_under_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (full, short) = (dir.path().join("FULL.csv"), dir.path().join("SHORT.csv"));
+    ohlc_file(&full, 80, 0.3);
+    // 6 windows of horizon 3 need the last 8 bars: the first origin is bar 28 of 36, so the
+    // first window has 28 bars of context of 32.
+    ohlc_file(&short, 36, 0.9);
+    let out = dir.path().join("out");
+    let model = tiny_model();
+    let mut args = small(&model, out.to_str().unwrap());
+    args.extend(["--data", full.to_str().unwrap(), "--data", short.to_str().unwrap()]);
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    let note = "note: SHORT: the first windows have only 28 bars of context, fewer than --context 32";
+    assert!(
+        stderr.contains(note) && !stderr.contains("FULL: the first windows"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("shortened context: SHORT: the first windows have 28 bars of context, fewer than --context 32")
+            && !stdout.contains("shortened context: FULL"),
+        "{stdout}"
+    );
+    // One symbol: its block's header line says so.
+    let one = dir.path().join("one");
+    let mut single = small(&model, one.to_str().unwrap());
+    single.extend(["--data", short.to_str().unwrap()]);
+    let (ok, stdout, stderr) = run(&single);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("| context from 28 bars (shortened: the series starts too late)"),
+        "{stdout}"
+    );
+    let r = report(&out);
+    let contexts: Vec<u64> = r["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shortest_context"].as_u64().unwrap())
+        .collect();
+    assert_eq!(contexts, [32, 28]);
+    args.push("--strict");
+    let (ok, _, stderr) = run(&args);
+    assert!(
+        !ok && stderr.contains("SHORT: the first window has only 28 bars of context, fewer than --context 32"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_yahoo_file_backtests_its_adjusted_close() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("Date,Open,High,Low,Close,Adj Close,Volume\n");
