@@ -332,11 +332,12 @@ fn series_block(s: &mut String, zone: Option<Zone>, context: usize, b: &SeriesBa
     let last = b.windows.last().map_or(0, |w| w.origin_time);
     let _ = writeln!(
         s,
-        "\n{} | origins {} .. {} | {:.0} bars/year | season {}{}",
+        "\n{} | origins {} .. {} | {:.0} bars/year ({}) | season {}{}",
         b.label,
         day(zone, first),
         day(zone, last),
         b.periods_per_year,
+        b.annualised_by,
         b.season,
         if b.shortest_context < context {
             format!(

@@ -108,6 +108,8 @@ pub struct BacktestOptions {
     /// Seasonal period for MASE, SQL, MSIS and the seasonal-naive baseline; `None` = by the
     /// series' calendar ([`default_season`]).
     pub season: Option<usize>,
+    /// Bars per year for annualising; `None` = measured from each series ([`annualisation`]).
+    pub periods_per_year: Option<f64>,
     /// What is forecast and traded.
     pub target: Target,
     /// Covariate columns given to the model with each window's context.
@@ -244,8 +246,10 @@ pub struct SeriesBacktest {
     pub strategies: Vec<StrategyResult>,
     /// Requested strategies that cannot run on this target.
     pub skipped: Vec<SkippedStrategy>,
-    /// Bars per year (from the calendar).
+    /// Bars per year, for annualising ([`annualisation`]).
     pub periods_per_year: f64,
+    /// How `periods_per_year` was found, in words.
+    pub annualised_by: String,
     /// The seasonal period used.
     pub season: usize,
     /// Traded values from `history_start` to the end of the last window (for charts).
@@ -278,19 +282,69 @@ pub struct Timing {
     pub model_calls: usize,
 }
 
-/// Bars per year for a calendar: 365 (or 252 without weekends) times bars per day.
-pub fn periods_per_year(series: &Series) -> f64 {
-    let per_day = 86_400.0 / series.calendar.step as f64;
-    (if series.calendar.weekdays_only { 252.0 } else { 365.0 }) * per_day
+/// Bars per year for annualising returns, and its basis in words: `given`
+/// (`--periods-per-year`), else for intraday bars the bars of a trading day as the data has
+/// them (the median over its days: 78 for a 6.5-hour session of 5-minute bars, 288 for a
+/// 24-hour market) times the days a year the calendar trades (252 on weekdays only, else 365);
+/// for daily and longer bars, a year's days over the bar's length.
+pub fn annualisation(series: &Series, given: Option<f64>) -> (f64, String) {
+    if let Some(given) = given {
+        return (given, format!("--periods-per-year {given}"));
+    }
+    let (days, which) = if series.calendar.weekdays_only {
+        (252.0, "trading days")
+    } else {
+        (365.0, "days")
+    };
+    match session_bars(series) {
+        Some(per_day) => (
+            per_day as f64 * days,
+            format!("{per_day} bars a day (measured) x {days} {which} a year"),
+        ),
+        None => {
+            let per_day = 86_400.0 / series.calendar.step as f64;
+            (
+                per_day * days,
+                format!("{days} {which} a year / {} s bars", series.calendar.step),
+            )
+        }
+    }
 }
 
-/// The default seasonal period for a calendar: bars per day for intraday bars that divide a
-/// day (24 for hourly bars: the daily cycle), else 1 (daily and longer bars: prices show no
-/// reliable weekly cycle, and MASE against the naive forecast is the usual scale).
-pub fn default_season(calendar: &Calendar) -> usize {
+/// For intraday bars, the bars of a day with bars: the median over the data's UTC days (the
+/// partial first and last days do not move it); `None` for daily and longer bars.
+pub fn session_bars(series: &Series) -> Option<usize> {
     const DAY: i64 = 86_400;
-    if calendar.step > 0 && calendar.step < DAY && DAY % calendar.step == 0 {
-        (DAY / calendar.step) as usize
+    if series.calendar.step <= 0 || series.calendar.step >= DAY {
+        return None;
+    }
+    let mut counts: Vec<usize> = Vec::new();
+    let mut current = None;
+    for &t in &series.timestamps {
+        let day = t.div_euclid(DAY);
+        if current == Some(day) {
+            *counts.last_mut()? += 1;
+        } else {
+            counts.push(1);
+            current = Some(day);
+        }
+    }
+    counts.sort_unstable();
+    counts.get(counts.len() / 2).copied()
+}
+
+/// The default seasonal period: for intraday bars the bars of a trading day (`session`, from
+/// [`session_bars`]; else bars per 24 hours where they divide a day), so that the seasonal
+/// naive forecast looks one session back; else 1 (daily and longer bars: prices show no
+/// reliable weekly cycle, and MASE against the naive forecast is the usual scale).
+pub fn default_season(calendar: &Calendar, session: Option<usize>) -> usize {
+    const DAY: i64 = 86_400;
+    if calendar.step > 0 && calendar.step < DAY {
+        match session {
+            Some(bars) => bars.max(1),
+            None if DAY % calendar.step == 0 => (DAY / calendar.step) as usize,
+            None => 1,
+        }
     } else {
         1
     }
@@ -306,6 +360,11 @@ impl BacktestOptions {
     /// [`BacktestError::Setup`] naming the flag, the value and what is allowed.
     pub fn validate(&self) -> Result<(), BacktestError> {
         let setup = |message: String| Err(BacktestError::Setup(message));
+        if let Some(p) = self.periods_per_year.filter(|p| !(p.is_finite() && *p > 0.0)) {
+            return setup(format!(
+                "--periods-per-year {p} must be a positive number of bars a year"
+            ));
+        }
         for (flag, value) in [
             ("--context", self.context),
             ("--horizon", self.horizon),
@@ -644,7 +703,9 @@ pub fn prepare<'a>(series: &'a Series, label: &str, options: &BacktestOptions) -
         origins,
         targets,
         covariates,
-        season: options.season.unwrap_or_else(|| default_season(&series.calendar)),
+        season: options
+            .season
+            .unwrap_or_else(|| default_season(&series.calendar, session_bars(series))),
     })
 }
 
@@ -737,7 +798,8 @@ impl Prepared<'_> {
         } else {
             Bars::closes(closes)
         };
-        let (strategies, skipped) = trade(&windows, &bars, options, periods_per_year(series));
+        let (periods_per_year, annualised_by) = annualisation(series, options.periods_per_year);
+        let (strategies, skipped) = trade(&windows, &bars, options, periods_per_year);
         let span_start = windows[0].origin;
         let history_start = span_start.saturating_sub(3 * options.horizon);
         let history_end = (windows[windows.len() - 1].origin + options.horizon).min(closes.len());
@@ -753,7 +815,8 @@ impl Prepared<'_> {
             baselines,
             strategies,
             skipped,
-            periods_per_year: periods_per_year(series),
+            periods_per_year,
+            annualised_by,
             season: self.season,
             shortest_context: self.origins[0].min(options.context),
             windows,
@@ -956,15 +1019,76 @@ mod tests {
     }
 
     /// Issue 15: the season follows the calendar: bars per day for intraday bars, else 1.
+    /// A series of `days` days (weekdays only with `weekdays_only`) of bars `step` seconds apart
+    /// from `open` for `hours` hours a day (UTC).
+    fn session_series(step: i64, days: i64, open: i64, hours: i64, weekdays_only: bool) -> Series {
+        let mut timestamps = Vec::new();
+        // 2024-01-01 was a Monday.
+        let monday = 1_704_067_200;
+        for day in 0..days {
+            if weekdays_only && day % 7 >= 5 {
+                continue;
+            }
+            let start = monday + day * 86_400 + open;
+            timestamps.extend((0..hours * 3600 / step).map(|i| start + i * step));
+        }
+        let n = timestamps.len();
+        Series {
+            id: None,
+            timestamps,
+            columns: vec![("close".into(), vec![1.0; n])],
+            calendar: Calendar { step, weekdays_only },
+            filled: 0,
+        }
+    }
+
+    #[test]
+    fn annualisation_and_season_follow_the_data_calendar() {
+        // 5-minute equity bars, 09:30-16:00 (6.5 h), weekdays: 78 bars a session.
+        let equity = {
+            let mut s = session_series(300, 120, 34_200, 7, true);
+            // 6.5 hours: drop the bars from 16:00 on.
+            s.timestamps.retain(|t| t.rem_euclid(86_400) < 57_600);
+            let n = s.timestamps.len();
+            s.columns = vec![("close".into(), vec![1.0; n])];
+            s
+        };
+        assert_eq!(session_bars(&equity), Some(78));
+        let (ppy, basis) = annualisation(&equity, None);
+        assert_eq!(ppy, 78.0 * 252.0);
+        assert_eq!(basis, "78 bars a day (measured) x 252 trading days a year");
+        assert_eq!(default_season(&equity.calendar, session_bars(&equity)), 78);
+        // Hourly FX, 24 hours on weekdays: 24 x 252.
+        let fx = session_series(3600, 60, 0, 24, true);
+        assert_eq!(annualisation(&fx, None).0, 24.0 * 252.0);
+        assert_eq!(default_season(&fx.calendar, session_bars(&fx)), 24);
+        // Daily crypto, every day: 365; weekly bars: 365 / 7.
+        let crypto = session_series(86_400, 60, 0, 24, false);
+        assert_eq!(session_bars(&crypto), None);
+        assert_eq!(annualisation(&crypto, None).0, 365.0);
+        assert_eq!(default_season(&crypto.calendar, None), 1);
+        let weekly = session_series(7 * 86_400, 140, 0, 24, false);
+        assert!((annualisation(&weekly, None).0 - 365.0 / 7.0).abs() < 1e-9);
+        // The flag wins, and says so.
+        assert_eq!(
+            annualisation(&equity, Some(19_656.0)),
+            (19_656.0, "--periods-per-year 19656".to_string())
+        );
+    }
+
     #[test]
     fn default_season_by_calendar() {
         let calendar = |step: i64, weekdays_only: bool| Calendar { step, weekdays_only };
-        assert_eq!(default_season(&calendar(3_600, false)), 24);
-        assert_eq!(default_season(&calendar(900, true)), 96);
-        assert_eq!(default_season(&calendar(86_400, false)), 1);
-        assert_eq!(default_season(&calendar(86_400, true)), 1);
-        assert_eq!(default_season(&calendar(7 * 86_400, false)), 1);
-        assert_eq!(default_season(&calendar(7_000, false)), 1, "does not divide a day");
+        assert_eq!(default_season(&calendar(3_600, false), None), 24);
+        assert_eq!(default_season(&calendar(900, true), None), 96);
+        assert_eq!(default_season(&calendar(86_400, false), None), 1);
+        assert_eq!(default_season(&calendar(86_400, true), None), 1);
+        assert_eq!(default_season(&calendar(7 * 86_400, false), None), 1);
+        assert_eq!(
+            default_season(&calendar(7_000, false), None),
+            1,
+            "does not divide a day"
+        );
     }
 
     #[test]

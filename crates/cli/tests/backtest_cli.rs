@@ -208,6 +208,42 @@ fn a_shortened_context_is_reported_per_symbol_and_refused_under_strict() {
 }
 
 #[test]
+fn annualisation_states_its_basis_and_the_flag_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("X.csv");
+    ohlc_file(&data, 60, 0.2);
+    let out = dir.path().join("out");
+    let model = tiny_model();
+    let mut args = small(&model, out.to_str().unwrap());
+    args.extend(["--data", data.to_str().unwrap()]);
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    // Daily bars every day of the week: 365 a year.
+    assert!(
+        stdout.contains("| 365 bars/year (365 days a year / 86400 s bars) |"),
+        "{stdout}"
+    );
+    assert_eq!(
+        report(&out)["series"][0]["annualised_by"],
+        "365 days a year / 86400 s bars"
+    );
+    args.extend(["--periods-per-year", "252"]);
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("| 252 bars/year (--periods-per-year 252) |"),
+        "{stdout}"
+    );
+    let last = args.len() - 1;
+    args[last] = "0";
+    let (ok, _, stderr) = run(&args);
+    assert!(
+        !ok && stderr.contains("--periods-per-year 0 must be a positive number"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_yahoo_file_backtests_its_adjusted_close() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("Date,Open,High,Low,Close,Adj Close,Volume\n");

@@ -47,6 +47,7 @@ pub fn options_sized(context: usize, horizon: usize, windows: usize) -> Backtest
         step: 1,
         first_origin: None,
         season: Some(7),
+        periods_per_year: None,
         target: Target::Column("close".into()),
         covariates: Vec::new(),
         future_covariates: Vec::new(),

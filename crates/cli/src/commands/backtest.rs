@@ -56,9 +56,15 @@ pub struct Args {
     #[arg(long)]
     pub first_origin: Option<String>,
     /// Seasonal period for MASE, scaled losses and the seasonal-naive baseline; default: by
-    /// each symbol's calendar: bars per day for intraday bars (24 for hourly), else 1.
+    /// each symbol's calendar: the bars of a trading day for intraday bars (24 for hourly bars
+    /// of a 24-hour market, 78 for 5-minute bars of a 6.5-hour session), else 1.
     #[arg(long)]
     pub season: Option<usize>,
+    /// Bars per year for annualised figures (Sharpe, Sortino, CAGR); default: measured per
+    /// symbol: bars of a trading day as the data has them x 252 trading days (weekday data) or
+    /// 365 days (e.g. 19656 for 5-minute equity bars of 6.5-hour sessions).
+    #[arg(long)]
+    pub periods_per_year: Option<f64>,
     /// Covariate columns given to the model with each context, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub covariates: Vec<String>,
@@ -200,6 +206,7 @@ impl Args {
             step: self.step,
             first_origin,
             season: self.season,
+            periods_per_year: self.periods_per_year,
             target: self.target()?,
             covariates: trim_all(&self.covariates),
             future_covariates: trim_all(&self.future_covariates),

@@ -110,6 +110,7 @@ def backtest(
     step: int = 1,
     first_origin: "int | str | None" = None,
     season: "int | None" = None,
+    periods_per_year: "float | None" = None,
     trade_step: int = 1,
     threshold: float = 0.005,
     interval: tuple = (0.1, 0.9),
@@ -140,7 +141,8 @@ def backtest(
     its ``--out``. ``target`` is ``"close"``, any column (``"Adj Close"``) or ``"ohlc"``;
     ``strategies`` a list of the CLI's strategy names (default: every one the target can run);
     ``long_only`` is ``--no-short``; ``spread_bps``, ``fill_at`` (``"close"`` or
-    ``"next-open"``), ``season`` (``None``: by calendar) and ``strict`` are the CLI's flags.
+    ``"next-open"``), ``season`` (``None``: by calendar), ``periods_per_year`` (``None``:
+    measured per symbol, as the CLI's ``--periods-per-year``) and ``strict`` are the CLI's flags.
 
     Returns :class:`BacktestResult` ``(report, forecasts, trades)``. Raises ``ValueError``
     for a setup that does not fit the data (with the CLI's message),
@@ -154,7 +156,9 @@ def backtest(
         raise ValueError(f"interval must be two quantile levels like (0.1, 0.9), found {interval!r}")
     args: dict[str, Any] = dict(
         target=target, context=context, horizon=horizon, windows=windows, step=step,
-        first_origin=first_origin, season=season, trade_step=trade_step, threshold=float(threshold),
+        first_origin=first_origin, season=season,
+        periods_per_year=None if periods_per_year is None else float(periods_per_year),
+        trade_step=trade_step, threshold=float(threshold),
         interval=(float(interval[0]), float(interval[1])), long_only=bool(long_only),
         strategies=[str(s) for s in (strategies or [])], fraction=float(fraction), fee_bps=float(fee_bps),
         slippage_bps=float(slippage_bps), spread_bps=float(spread_bps), fill_at=str(fill_at), strict=bool(strict),
