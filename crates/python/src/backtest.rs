@@ -13,7 +13,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::errors::{backtest_error, data_error};
+use crate::errors::{backtest_data_error, backtest_error, data_error};
 use crate::pipeline::NativePipeline;
 
 /// A bar index or a date.
@@ -146,12 +146,14 @@ pub fn backtest(
         }
     };
     let load = args.load_options()?;
+    // A DataFrame travels as CSV text under this name; errors call it by its own.
+    let frame = csv.is_some().then_some(name.as_str());
     let engine = &pipeline.engine;
     let label = pipeline.label.as_str();
     // `csv` borrows Python bytes, which stay alive (and immutable) while the GIL is released.
     py.detach(|| {
         if let Some(dir) = &out {
-            check_output_dir(dir).map_err(backtest_error)?;
+            check_output_dir(dir).map_err(|e| backtest_error(e, None))?;
         }
         // The bar times (and a dated first origin) from the close column, as the CLI reads them.
         let probe = source
@@ -159,12 +161,12 @@ pub fn backtest(
                 columns: vec![Target::from_name(&args.target).traded().to_string()],
                 ..load.clone()
             })
-            .map_err(data_error)?;
+            .map_err(|e| backtest_data_error(e, frame))?;
         let options = args.options(&probe.series[0].timestamps)?;
-        let run =
-            run_backtest(engine, label, &[source], &load, &options, None, &mut |_, _| {}).map_err(backtest_error)?;
+        let run = run_backtest(engine, label, &[source], &load, &options, None, &mut |_, _| {})
+            .map_err(|e| backtest_error(e, frame))?;
         if let Some(dir) = &out {
-            write_outputs(&run, dir, "").map_err(backtest_error)?;
+            write_outputs(&run, dir, "").map_err(|e| backtest_error(e, None))?;
         }
         let stem = source.stem();
         let times = probe

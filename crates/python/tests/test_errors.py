@@ -139,3 +139,19 @@ def test_backtest_errors(pipe, tmp_path):
         backtest(data, pipeline=pipe, first_origin="someday")
     with pytest.raises(TypeError, match="DataFrame or a file path"):
         backtest(42, pipeline=pipe)
+
+
+def test_backtest_errors_speak_keyword_arguments_and_name_the_dataframe(pipe):
+    days = pd.date_range("2024-01-01", periods=80, freq="D")
+    frame = pd.DataFrame({"date": days, "value": np.linspace(100.0, 120.0, 80)})
+    with pytest.raises(ValueError) as error:
+        backtest(frame, pipeline=pipe, context=32, horizon=3, windows=4, name="prices")
+    message = str(error.value)
+    assert "the DataFrame `prices`" in message and "bundled" not in message, message
+    assert "`target=<column>`" in message and "--target" not in message, message
+    # A series too short for the windows under strict=True: the advice names keywords.
+    with pytest.raises(ValueError) as error:
+        backtest(frame.rename(columns={"value": "close"}), pipeline=pipe, context=32, horizon=3, windows=200,
+                 strict=True, name="prices")
+    message = str(error.value)
+    assert "--" not in message, message
