@@ -59,13 +59,13 @@ def test_forecasts_and_trades_have_real_timestamps(cli_run):
     forecasts = result.forecasts
     expected = pd.read_csv(cli_run / "forecasts.csv")
     assert len(forecasts) == len(expected) == 12 * 5
-    assert forecasts["origin"].dt.strftime("%Y-%m-%d").tolist() == expected["origin_time"].tolist()
+    assert forecasts["origin_time"].dt.strftime("%Y-%m-%d").tolist() == expected["origin_time"].tolist()
     assert forecasts["bar"].tolist() == expected["bar"].tolist()
-    assert (forecasts["timestamp"].to_numpy() == dates.iloc[forecasts["bar"]].to_numpy()).all()
-    for column in ["actual", "median", "q0.1", "q0.5", "q0.9", "naive", "seasonal_naive", "drift"]:
-        # forecasts.csv names the levels as `forecast` does (`0.1`); the frame keeps `q0.1`.
-        written = column[1:] if column.startswith("q") else column
-        np.testing.assert_allclose(forecasts[column], expected[written], rtol=1e-12, err_msg=column)
+    assert (forecasts["target_time"].to_numpy() == dates.iloc[forecasts["bar"]].to_numpy()).all()
+    # One naming scheme: the frame's columns are the file's (levels as `0.1`, as predict_df).
+    assert list(forecasts.columns) == [c for c in expected.columns if c not in ("context_first_time", "context_last_time")]
+    for column in ["actual", "median", "0.1", "0.5", "0.9", "naive", "seasonal_naive", "drift"]:
+        np.testing.assert_allclose(forecasts[column], expected[column], rtol=1e-12, err_msg=column)
 
     trades = result.trades
     expected = pd.read_csv(cli_run / "trades.csv")
@@ -92,4 +92,4 @@ def test_a_dated_first_origin_is_the_first_bar_on_or_after_it():
     dates = pd.read_csv(DATA, parse_dates=["Date"])["Date"]
     index = int((dates >= "2023-06-01").idxmax())
     assert report["options"]["first_origin"] == index
-    assert forecasts["origin"].iloc[0] == dates.iloc[index]
+    assert forecasts["origin_time"].iloc[0] == dates.iloc[index]

@@ -72,7 +72,8 @@ pub struct Args {
     /// file's later bars, as a schedule would give them), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub future_covariates: Vec<String>,
-    /// Quantile levels scored and reported (columns `q<level>` as in `forecast`).
+    /// Quantile levels scored and reported (columns named by the level, `0.1`, as in
+    /// `forecast` and Python's `predict_df`).
     #[arg(long, default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")]
     pub quantiles: String,
     /// Strategies, comma-separated: threshold, confidence, simple, all_signals,

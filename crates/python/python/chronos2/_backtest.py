@@ -21,9 +21,10 @@ class BacktestResult(NamedTuple):
     """Every figure of the CLI's report.json (options, per-series metrics, baselines,
     Diebold-Mariano, strategies, timing)."""
     forecasts: pd.DataFrame
-    """One row per window and step: ``series``, ``origin`` (time of the origin bar),
-    ``step``, ``timestamp`` (time of the forecast bar), ``bar``, ``actual``, ``median``,
-    ``q0.1`` .. ``q0.9``, ``naive``, ``seasonal_naive``, ``drift``."""
+    """One row per window and step, named as ``forecasts.csv`` names them: ``series``,
+    ``origin_time`` (time of the origin bar), ``target_time`` (time of the forecast bar),
+    ``step``, ``bar``, ``actual``, ``median``, ``0.1`` .. ``0.9`` (the quantile levels, as
+    ``predict_df`` names them), ``naive``, ``seasonal_naive``, ``drift``."""
     trades: pd.DataFrame
     """One row per round trip: ``series``, ``strategy``, ``entry_time``, ``exit_time``,
     ``entry_bar``, ``exit_bar``, ``direction``, ``net_return``, ``pnl``, ``costs``."""
@@ -43,8 +44,8 @@ def _times(seconds: list) -> pd.DatetimeIndex:
 
 
 def _forecast_frame(report: dict, times: dict) -> pd.DataFrame:
-    columns: dict = {k: [] for k in ("series", "origin", "step", "timestamp", "bar", "actual", "median")}
-    level_names = [f"q{float(np.float32(level)):g}" for level in _native.BACKTEST_LEVELS]
+    columns: dict = {k: [] for k in ("series", "origin_time", "target_time", "step", "bar", "actual", "median")}
+    level_names = [f"{float(np.float32(level)):g}" for level in _native.BACKTEST_LEVELS]
     for name in [*level_names, "naive", "seasonal_naive", "drift"]:
         columns[name] = []
     for series in report["series"]:
@@ -52,9 +53,9 @@ def _forecast_frame(report: dict, times: dict) -> pd.DataFrame:
         for w in series["windows"]:
             for k, actual in enumerate(w["actual"]):
                 columns["series"].append(series["label"])
-                columns["origin"].append(bars[w["origin"]])
+                columns["origin_time"].append(bars[w["origin"]])
                 columns["step"].append(k + 1)
-                columns["timestamp"].append(bars[w["origin"] + k])
+                columns["target_time"].append(bars[w["origin"] + k])
                 columns["bar"].append(w["origin"] + k)
                 columns["actual"].append(actual)
                 columns["median"].append(w["median"][k])
@@ -63,7 +64,7 @@ def _forecast_frame(report: dict, times: dict) -> pd.DataFrame:
                 for name in ("naive", "seasonal_naive", "drift"):
                     columns[name].append(w[name][k])
     frame = pd.DataFrame(columns)
-    for name in ("origin", "timestamp"):
+    for name in ("origin_time", "target_time"):
         frame[name] = _times(frame[name].to_numpy(dtype="int64"))
     return frame.astype({c: "float64" for c in frame.columns[5:]})
 
