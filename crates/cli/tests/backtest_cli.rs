@@ -44,6 +44,16 @@ fn ohlc_file(path: &Path, n: usize, seed: f64) {
     std::fs::write(path, text).unwrap();
 }
 
+/// A temporary folder holding `X.csv` (60 bars of [`ohlc_file`] from `seed`): the folder (kept
+/// alive by the caller), the file's path, an output folder `out` in it, and the tiny model.
+fn one_symbol(seed: f64) -> (tempfile::TempDir, String, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("X.csv");
+    ohlc_file(&data, 60, seed);
+    let out = dir.path().join("out");
+    (dir, data.to_str().unwrap().to_string(), out, tiny_model())
+}
+
 fn run(args: &[&str]) -> (bool, String, String) {
     chronos2(args)
 }
@@ -209,13 +219,9 @@ fn a_shortened_context_is_reported_per_symbol_and_refused_under_strict() {
 
 #[test]
 fn annualisation_states_its_basis_and_the_flag_overrides_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("X.csv");
-    ohlc_file(&data, 60, 0.2);
-    let out = dir.path().join("out");
-    let model = tiny_model();
+    let (_dir, data, out, model) = one_symbol(0.2);
     let mut args = small(&model, out.to_str().unwrap());
-    args.extend(["--data", data.to_str().unwrap()]);
+    args.extend(["--data", &data]);
     let (ok, stdout, stderr) = run(&args);
     assert!(ok, "{stderr}");
     // Daily bars every day of the week: 365 a year.
@@ -287,20 +293,9 @@ fn a_yahoo_file_backtests_its_adjusted_close() {
 
 #[test]
 fn csv_outputs_carry_times_prices_and_the_forecast_quantile_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("X.csv");
-    ohlc_file(&data, 60, 0.7);
-    let out = dir.path().join("out");
-    let model = tiny_model();
+    let (_dir, data, out, model) = one_symbol(0.7);
     let mut args = small(&model, out.to_str().unwrap());
-    args.extend([
-        "--data",
-        data.to_str().unwrap(),
-        "--target",
-        "ohlc",
-        "--quantiles",
-        "0.1,0.5,0.9",
-    ]);
+    args.extend(["--data", &data, "--target", "ohlc", "--quantiles", "0.1,0.5,0.9"]);
     let (ok, _, stderr) = run(&args);
     assert!(ok, "{stderr}");
     let forecasts = std::fs::read_to_string(out.join("forecasts.csv")).unwrap();
@@ -326,13 +321,9 @@ fn csv_outputs_carry_times_prices_and_the_forecast_quantile_names() {
 
 #[test]
 fn tz_sets_the_zone_of_every_backtest_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("X.csv");
-    ohlc_file(&data, 60, 0.7);
-    let out = dir.path().join("out");
-    let model = tiny_model();
+    let (dir, data, out, model) = one_symbol(0.7);
     let mut args = small(&model, out.to_str().unwrap());
-    args.extend(["--data", data.to_str().unwrap(), "--tz", "America/New_York"]);
+    args.extend(["--data", &data, "--tz", "America/New_York"]);
     let (ok, stdout, stderr) = run(&args);
     assert!(ok, "{stderr}");
     // Midnight UTC is 19:00 the day before in New York (winter: UTC-5).
@@ -365,7 +356,7 @@ fn tz_sets_the_zone_of_every_backtest_output() {
     let plain = dir.path().join("plain");
     let (ok, _, stderr) = run(&small(&model, plain.to_str().unwrap())
         .into_iter()
-        .chain(["--data", data.to_str().unwrap()])
+        .chain(["--data", data.as_str()])
         .collect::<Vec<_>>());
     assert!(ok, "{stderr}");
     assert_eq!(report(&plain)["time_zone"], "UTC");
