@@ -57,6 +57,8 @@ struct Axes<'a> {
     /// The y axis' title with its unit.
     y_title: &'a str,
     x_label: &'a dyn Fn(f64) -> String,
+    /// The top of the y axis at most (0 for drawdowns, which are never above 0).
+    y_at_most: Option<f64>,
 }
 
 const WIDTH: f64 = 780.0;
@@ -99,6 +101,56 @@ fn padded(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo - pad, hi + pad))
 }
 
+/// Round y tick values inside `[lo, hi]`: multiples of a step of 1, 2 or 5 times a power of
+/// ten, the smallest such step that gives at most six ticks and, where a smaller one is
+/// needed for it, at least three; the ticks and the step.
+fn round_ticks(lo: f64, hi: f64) -> (Vec<f64>, f64) {
+    let raw = ((hi - lo) / 5.0).max(1e-12);
+    let power = 10f64.powf(raw.log10().floor());
+    let steps = [0.5, 1.0, 2.0, 5.0, 10.0].map(|m| m * power);
+    let at = steps.iter().position(|&step| step >= raw).unwrap_or(steps.len() - 1);
+    let ticks = |step: f64| -> Vec<f64> {
+        let (first, last) = ((lo / step).ceil() as i64, (hi / step).floor() as i64);
+        // `+ 0.0` turns a tick of -0 into 0.
+        (first..=last).map(|i| i as f64 * step + 0.0).collect()
+    };
+    let step = if ticks(steps[at]).len() < 3 && at > 0 {
+        steps[at - 1]
+    } else {
+        steps[at]
+    };
+    (ticks(step), step)
+}
+
+/// A tick value with the decimals its step needs (`k` and `M` for large values).
+fn tick_label(value: f64, step: f64) -> String {
+    let (scale, suffix) = match value.abs().max(step) {
+        a if a >= 1e6 => (1e6, "M"),
+        a if a >= 1e4 => (1e3, "k"),
+        _ => (1.0, ""),
+    };
+    let decimals = (-(step / scale).log10().floor()).max(0.0) as usize;
+    format!("{:.*}{suffix}", decimals, value / scale)
+}
+
+/// The y grid of a chart: a line and a label at each round tick from `y0` to `y1`, `sy`
+/// mapping a value to its SVG height.
+fn y_grid(svg: &mut String, y0: f64, y1: f64, sy: &dyn Fn(f64) -> f64) {
+    let (ticks, step) = round_ticks(y0, y1);
+    for y in ticks {
+        let _ = write!(
+            svg,
+            "<line x1='{LEFT}' x2='{}' y1='{:.1}' y2='{:.1}' stroke='#ddd'/><text x='{}' y='{:.1}' text-anchor='end'>{}</text>",
+            WIDTH - RIGHT,
+            sy(y),
+            sy(y),
+            LEFT - 4.0,
+            sy(y) + 4.0,
+            tick_label(y, step)
+        );
+    }
+}
+
 /// An SVG line chart with axis titles, y grid and labels, x tick labels, a legend, bands and
 /// trade markers.
 fn chart(class: &str, axes: &Axes<'_>, lines: &[Line<'_>], bands: &[Band<'_>], markers: &[Marker]) -> String {
@@ -119,22 +171,11 @@ fn chart(class: &str, axes: &Axes<'_>, lines: &[Line<'_>], bands: &[Band<'_>], m
     ) else {
         return format!("<p>{}: no data</p>", escape_html(axes.title));
     };
+    let y1 = axes.y_at_most.filter(|&top| top > y0).map_or(y1, |top| y1.min(top));
     let sx = |x: f64| LEFT + (x - x0) / (x1 - x0).max(1e-12) * (WIDTH - LEFT - RIGHT);
     let sy = |y: f64| TOP + (y1 - y) / (y1 - y0) * (HEIGHT - TOP - BOTTOM);
     let mut svg = frame(class, axes);
-    for i in 0..=4 {
-        let y = y0 + (y1 - y0) * f64::from(i) / 4.0;
-        let _ = write!(
-            svg,
-            "<line x1='{LEFT}' x2='{}' y1='{:.1}' y2='{:.1}' stroke='#ddd'/><text x='{}' y='{:.1}' text-anchor='end'>{}</text>",
-            WIDTH - RIGHT,
-            sy(y),
-            sy(y),
-            LEFT - 4.0,
-            sy(y) + 4.0,
-            short_number(y)
-        );
-    }
+    y_grid(&mut svg, y0, y1, &sy);
     for i in 0..=4 {
         let x = x0 + (x1 - x0) * f64::from(i) / 4.0;
         let _ = write!(
@@ -235,19 +276,7 @@ fn bar_chart(class: &str, axes: &Axes<'_>, values: &[(String, f64)]) -> String {
     let sy = |y: f64| TOP + (y1 - y) / (y1 - y0) * (HEIGHT - TOP - BOTTOM);
     let slot = (WIDTH - LEFT - RIGHT) / values.len().max(1) as f64;
     let mut svg = frame(class, axes);
-    for i in 0..=4 {
-        let y = y0 + (y1 - y0) * f64::from(i) / 4.0;
-        let _ = write!(
-            svg,
-            "<line x1='{LEFT}' x2='{}' y1='{:.1}' y2='{:.1}' stroke='#ddd'/><text x='{}' y='{:.1}' text-anchor='end'>{}</text>",
-            WIDTH - RIGHT,
-            sy(y),
-            sy(y),
-            LEFT - 4.0,
-            sy(y) + 4.0,
-            short_number(y)
-        );
-    }
+    y_grid(&mut svg, y0, y1, &sy);
     for (i, (label, v)) in values.iter().enumerate() {
         let (top, bottom) = if *v >= 0.0 {
             (sy(*v), sy(0.0))
@@ -279,16 +308,6 @@ fn bar_chart(class: &str, axes: &Axes<'_>, values: &[(String, f64)]) -> String {
     }
     svg.push_str("</svg>");
     svg
-}
-
-fn short_number(v: f64) -> String {
-    match v.abs() {
-        a if a >= 1e6 => format!("{:.2}M", v / 1e6),
-        a if a >= 1e4 => format!("{:.1}k", v / 1e3),
-        a if a >= 10.0 => format!("{v:.0}"),
-        a if a >= 0.1 => format!("{v:.2}"),
-        _ => format!("{v:.4}"),
-    }
 }
 
 const COLORS: [&str; 8] = [
@@ -366,6 +385,7 @@ fn price_and_trades(b: &SeriesBacktest, time_label: &dyn Fn(f64) -> String) -> S
             x_title: "date",
             y_title: "price (data units)",
             x_label: time_label,
+            y_at_most: None,
         },
         &[price],
         &[],
@@ -388,6 +408,7 @@ fn price_and_trades(b: &SeriesBacktest, time_label: &dyn Fn(f64) -> String) -> S
                 x_title: "trade exit date",
                 y_title: "P&L (equity units, initial 10,000)",
                 x_label: time_label,
+                y_at_most: None,
             },
             &pnl,
         ));
@@ -497,6 +518,7 @@ fn fan(zone: Option<Zone>, b: &SeriesBacktest, w: &Window, levels: &[f32]) -> St
             x_title: "bars from the origin",
             y_title: "value (data units)",
             x_label: &label,
+            y_at_most: None,
         },
         &lines,
         &bands,
@@ -541,6 +563,7 @@ fn series_section(run: &BacktestRun, b: &SeriesBacktest) -> String {
             x_title: "date",
             y_title: "equity (currency units)",
             x_label: &time_label,
+            y_at_most: None,
         },
         &lines,
         &[],
@@ -577,6 +600,7 @@ fn series_section(run: &BacktestRun, b: &SeriesBacktest) -> String {
             x_title: "date",
             y_title: "drawdown (%)",
             x_label: &time_label,
+            y_at_most: Some(0.0),
         },
         &drawdowns,
         &[],
@@ -616,6 +640,7 @@ fn series_section(run: &BacktestRun, b: &SeriesBacktest) -> String {
             x_title: "forecast origin (date)",
             y_title: "MAE (data units)",
             x_label: &time_label,
+            y_at_most: None,
         },
         &lines,
         &[],
@@ -679,6 +704,7 @@ fn portfolio_section(run: &BacktestRun) -> String {
             x_title: "date",
             y_title: "equity (currency units)",
             x_label: &time_label,
+            y_at_most: None,
         },
         &lines,
         &[],
@@ -751,4 +777,59 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:first-child,t
 </style></head><body><h1>Walk-forward backtest</h1><pre>{}</pre><p class='assumptions'>{ASSUMPTIONS}</p>{extra}{body}{SORT_SCRIPT}</body></html>",
         escape_html(&summary(run))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(lo: f64, hi: f64) -> Vec<String> {
+        let (ticks, step) = round_ticks(lo, hi);
+        ticks.iter().map(|&t| tick_label(t, step)).collect()
+    }
+
+    #[test]
+    fn ticks_are_round_and_labelled_with_the_decimals_they_need() {
+        assert_eq!(labels(-3.7, 12.2), ["0", "5", "10"]);
+        assert_eq!(labels(0.93, 1.07), ["0.95", "1.00", "1.05"]);
+        assert_eq!(labels(18_500.0, 31_000.0), ["20k", "25k", "30k"]);
+        assert_eq!(labels(1.05e6, 1.9e6), ["1.2M", "1.4M", "1.6M", "1.8M"]);
+        assert_eq!(labels(-0.4, 0.4), ["-0.4", "-0.2", "0.0", "0.2", "0.4"]);
+    }
+
+    #[test]
+    fn a_drawdown_axis_never_goes_above_zero() {
+        let line = Line {
+            name: "threshold",
+            color: COLORS[0],
+            points: vec![(0.0, 0.0), (1.0, -3.0), (2.0, -1.0)],
+            dashed: false,
+        };
+        let axes = |y_at_most| Axes {
+            title: "Drawdown",
+            x_title: "date",
+            y_title: "drawdown (%)",
+            x_label: &|x: f64| format!("{x}"),
+            y_at_most,
+        };
+        let tick_labels = |svg: &str| -> Vec<String> {
+            svg.split("text-anchor='end'>")
+                .skip(1)
+                .map(|rest| rest.split('<').next().unwrap().to_string())
+                .collect()
+        };
+        let capped = chart(
+            "drawdown-chart",
+            &axes(Some(0.0)),
+            std::slice::from_ref(&line),
+            &[],
+            &[],
+        );
+        let capped = tick_labels(&capped);
+        assert_eq!(capped.last().map(String::as_str), Some("0"), "{capped:?}");
+        assert!(capped.iter().all(|l| l.parse::<f64>().unwrap() <= 0.0), "{capped:?}");
+        // Without the cap the padding puts the top above 0.
+        let free = chart("chart", &axes(None), &[line], &[], &[]);
+        assert!(tick_labels(&free).iter().all(|l| l.parse::<f64>().is_ok()));
+    }
 }
