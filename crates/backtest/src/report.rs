@@ -263,9 +263,19 @@ pub fn universe_table(run: &BacktestRun) -> Table {
         .first()
         .map(|b| b.strategies.iter().map(|st| st.name.as_str()).collect())
         .unwrap_or_default();
-    let mut header: Vec<String> = ["symbol", "windows", "MAE", "MASE", "skill vs naive", "DM p", "favours"]
-        .map(String::from)
-        .to_vec();
+    // Each forecast column names its basis: the MAE-based figures average every step of the
+    // horizon, the Diebold-Mariano test compares the errors at the traded step only, so the two
+    // can disagree in one row.
+    let (h, k) = (run.options.horizon, run.options.strategy.trade_step);
+    let mut header: Vec<String> = vec![
+        "symbol".into(),
+        "windows".into(),
+        format!("MAE (steps 1-{h})"),
+        "MASE".into(),
+        format!("skill vs naive (MAE over steps 1-{h})"),
+        format!("DM p (step {k})"),
+        format!("favours (DM at step {k})"),
+    ];
     header.extend(names.iter().map(|n| format!("{n} return")));
     header.push("best strategy".into());
     let mut table = Table::new(header);

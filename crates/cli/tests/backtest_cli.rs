@@ -132,7 +132,12 @@ fn a_pattern_of_files_is_one_universe_with_a_portfolio() {
     // The summary table: one row per symbol.
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert_eq!(summary.lines().count(), 3, "{summary}");
-    assert!(summary.starts_with("symbol,windows,MAE,MASE"), "{summary}");
+    assert!(
+        summary.starts_with(
+            "symbol,windows,MAE (steps 1-3),MASE,skill vs naive (MAE over steps 1-3),DM p (step 1),favours (DM at step 1),"
+        ),
+        "{summary}"
+    );
 }
 
 #[test]
