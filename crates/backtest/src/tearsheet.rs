@@ -36,6 +36,8 @@ struct Line<'a> {
 
 /// A shaded band between two curves.
 struct Band<'a> {
+    /// Its legend entry.
+    name: String,
     color: &'a str,
     points: Vec<(f64, f64, f64)>,
 }
@@ -151,6 +153,14 @@ fn y_grid(svg: &mut String, y0: f64, y1: f64, sy: &dyn Fn(f64) -> f64) {
     }
 }
 
+/// Where the `i`-th legend entry goes: five entries per row, below the x axis title.
+fn legend_slot(i: usize) -> (f64, f64) {
+    (
+        LEFT + 10.0 + 125.0 * (i % 5) as f64,
+        HEIGHT - 20.0 + 13.0 * (i / 5) as f64,
+    )
+}
+
 /// An SVG line chart with axis titles, y grid and labels, x tick labels, a legend, bands and
 /// trade markers.
 fn chart(class: &str, axes: &Axes<'_>, lines: &[Line<'_>], bands: &[Band<'_>], markers: &[Marker]) -> String {
@@ -214,9 +224,7 @@ fn chart(class: &str, axes: &Axes<'_>, lines: &[Line<'_>], bands: &[Band<'_>], m
             points.join(" "),
             line.color
         );
-        // The legend: five entries per row, below the x axis title.
-        let lx = LEFT + 10.0 + 125.0 * (i % 5) as f64;
-        let ly = HEIGHT - 20.0 + 13.0 * (i / 5) as f64;
+        let (lx, ly) = legend_slot(i);
         let _ = write!(
             svg,
             "<line x1='{lx}' x2='{}' y1='{}' y2='{}' stroke='{}' stroke-width='3'/><text x='{}' y='{}'>{}</text>",
@@ -228,6 +236,52 @@ fn chart(class: &str, axes: &Axes<'_>, lines: &[Line<'_>], bands: &[Band<'_>], m
             ly,
             escape_html(line.name)
         );
+    }
+    // Every band and every kind of marker has a legend entry too, after the lines'.
+    let mut slot = lines.len();
+    for band in bands {
+        let (lx, ly) = legend_slot(slot);
+        slot += 1;
+        let _ = write!(
+            svg,
+            "<rect x='{lx}' y='{}' width='18' height='8' fill='{}' fill-opacity='0.25'/><text x='{}' y='{ly}'>{}</text>",
+            ly - 8.0,
+            band.color,
+            lx + 22.0,
+            escape_html(&band.name)
+        );
+    }
+    let kinds = [
+        (markers.iter().any(|m| m.entry && m.long), "long entry", "#2ca02c", true),
+        (
+            markers.iter().any(|m| m.entry && !m.long),
+            "short entry",
+            "#d62728",
+            true,
+        ),
+        (markers.iter().any(|m| !m.entry), "exit", "#333", false),
+    ];
+    for (_, name, color, triangle) in kinds.into_iter().filter(|kind| kind.0) {
+        let (lx, ly) = legend_slot(slot);
+        slot += 1;
+        let shape = if triangle {
+            format!(
+                "<polygon points='{},{} {},{} {},{}' fill='{color}'/>",
+                lx + 9.0,
+                ly - 10.0,
+                lx + 4.0,
+                ly,
+                lx + 14.0,
+                ly
+            )
+        } else {
+            format!(
+                "<rect x='{}' y='{}' width='7' height='7' fill='{color}'/>",
+                lx + 5.5,
+                ly - 8.0
+            )
+        };
+        let _ = write!(svg, "{shape}<text x='{}' y='{ly}'>{name}</text>", lx + 22.0);
     }
     for m in markers {
         let (x, y) = (sx(m.x), sy(m.y));
@@ -476,6 +530,7 @@ fn fan(zone: Option<Zone>, b: &SeriesBacktest, w: &Window, levels: &[f32]) -> St
         let (lo, hi) = (pair, levels.len().saturating_sub(1 + pair));
         if lo < hi {
             bands.push(Band {
+                name: format!("{}-{} band", levels[lo], levels[hi]),
                 color: "#ff7f0e",
                 points: (0..h)
                     .map(|k| (at(k), w.quantiles[lo][k], w.quantiles[hi][k]))
@@ -795,6 +850,51 @@ mod tests {
         assert_eq!(labels(18_500.0, 31_000.0), ["20k", "25k", "30k"]);
         assert_eq!(labels(1.05e6, 1.9e6), ["1.2M", "1.4M", "1.6M", "1.8M"]);
         assert_eq!(labels(-0.4, 0.4), ["-0.4", "-0.2", "0.0", "0.2", "0.4"]);
+    }
+
+    #[test]
+    fn every_band_and_kind_of_marker_has_a_legend_entry() {
+        let line = Line {
+            name: "price",
+            color: COLORS[0],
+            points: vec![(0.0, 1.0), (1.0, 2.0), (2.0, 1.5)],
+            dashed: false,
+        };
+        let band = Band {
+            name: "0.1-0.9 band".into(),
+            color: "#ff7f0e",
+            points: vec![(1.0, 1.5, 2.5), (2.0, 1.0, 2.0)],
+        };
+        let marker = |entry, long| Marker {
+            x: 1.0,
+            y: 2.0,
+            entry,
+            long,
+            title: String::new(),
+        };
+        let axes = Axes {
+            title: "Price",
+            x_title: "date",
+            y_title: "price",
+            x_label: &|x: f64| format!("{x}"),
+            y_at_most: None,
+        };
+        let svg = chart(
+            "price",
+            &axes,
+            &[line],
+            &[band],
+            &[marker(true, true), marker(false, true)],
+        );
+        for entry in [
+            ">price</text>",
+            ">0.1-0.9 band</text>",
+            ">long entry</text>",
+            ">exit</text>",
+        ] {
+            assert!(svg.contains(entry), "{entry} missing: {svg}");
+        }
+        assert!(!svg.contains(">short entry</text>"), "no short trade, no entry for one");
     }
 
     #[test]
