@@ -124,9 +124,10 @@ fn round_ticks(lo: f64, hi: f64) -> (Vec<f64>, f64) {
     (ticks(step), step)
 }
 
-/// A tick value with the decimals its step needs (`k` and `M` for large values).
-fn tick_label(value: f64, step: f64) -> String {
-    let (scale, suffix) = match value.abs().max(step) {
+/// A tick value with the decimals its step needs, in `k` or `M` where the axis' largest
+/// value (`largest`) is that large, so that every label of an axis has the same unit.
+fn tick_label(value: f64, step: f64, largest: f64) -> String {
+    let (scale, suffix) = match largest.abs().max(step) {
         a if a >= 1e6 => (1e6, "M"),
         a if a >= 1e4 => (1e3, "k"),
         _ => (1.0, ""),
@@ -139,6 +140,7 @@ fn tick_label(value: f64, step: f64) -> String {
 /// mapping a value to its SVG height.
 fn y_grid(svg: &mut String, y0: f64, y1: f64, sy: &dyn Fn(f64) -> f64) {
     let (ticks, step) = round_ticks(y0, y1);
+    let largest = ticks.iter().fold(0.0f64, |m, t| m.max(t.abs()));
     for y in ticks {
         let _ = write!(
             svg,
@@ -148,7 +150,7 @@ fn y_grid(svg: &mut String, y0: f64, y1: f64, sy: &dyn Fn(f64) -> f64) {
             sy(y),
             LEFT - 4.0,
             sy(y) + 4.0,
-            tick_label(y, step)
+            tick_label(y, step, largest)
         );
     }
 }
@@ -265,14 +267,17 @@ fn chart(class: &str, axes: &Axes<'_>, lines: &[Line<'_>], bands: &[Band<'_>], m
         let (lx, ly) = legend_slot(slot);
         slot += 1;
         let shape = if triangle {
+            // Pointing the trade's way, as on the chart: up for long, down for short.
+            let (apex, base) = if name.starts_with("long") {
+                (ly - 10.0, ly)
+            } else {
+                (ly, ly - 10.0)
+            };
             format!(
-                "<polygon points='{},{} {},{} {},{}' fill='{color}'/>",
+                "<polygon points='{},{apex} {},{base} {},{base}' fill='{color}'/>",
                 lx + 9.0,
-                ly - 10.0,
                 lx + 4.0,
-                ly,
-                lx + 14.0,
-                ly
+                lx + 14.0
             )
         } else {
             format!(
@@ -840,7 +845,8 @@ mod tests {
 
     fn labels(lo: f64, hi: f64) -> Vec<String> {
         let (ticks, step) = round_ticks(lo, hi);
-        ticks.iter().map(|&t| tick_label(t, step)).collect()
+        let largest = ticks.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        ticks.iter().map(|&t| tick_label(t, step, largest)).collect()
     }
 
     #[test]
@@ -850,6 +856,8 @@ mod tests {
         assert_eq!(labels(18_500.0, 31_000.0), ["20k", "25k", "30k"]);
         assert_eq!(labels(1.05e6, 1.9e6), ["1.2M", "1.4M", "1.6M", "1.8M"]);
         assert_eq!(labels(-0.4, 0.4), ["-0.4", "-0.2", "0.0", "0.2", "0.4"]);
+        // One unit per axis: 9500 next to 10k reads as 9.5k.
+        assert_eq!(labels(8_900.0, 10_600.0), ["9.0k", "9.5k", "10.0k", "10.5k"]);
     }
 
     #[test]
