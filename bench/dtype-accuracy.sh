@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Accuracy of a lower precision against float32, the seed's way: `chronos2 compare --dtypes
 # float32,DTYPE` (compiled mode, built-in model unless --model is given) on every file of
-# ../shared/data, then one Markdown table: MAE of each, MAE difference (rule < 2 %), largest
+# data/, then one Markdown table: MAE of each, MAE difference (rule < 2 %), largest
 # forecast difference relative to the largest forecast, and the threshold strategy's return.
 #   bench/dtype-accuracy.sh int8            # or bfloat16
 #   bench/dtype-accuracy.sh int8 --model DIR
@@ -12,7 +12,7 @@ shift
 bin=${CHRONOS2_BIN:-target/release/chronos2}
 out=${OUT:-target/dtype-accuracy/$dtype}
 mkdir -p "$out"
-for file in ../shared/data/*.csv; do
+for file in data/*.csv; do
   name=$(basename "$file" .csv)
   rm -rf "$out/$name"
   "$bin" compare --data "$file" --dtypes "float32,$dtype" --process-runs 0 --repeats 1 \

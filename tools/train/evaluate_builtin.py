@@ -147,7 +147,7 @@ def real_windows(y, n_windows, context, horizon):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", required=True)
-    ap.add_argument("--data-dir", default="/work/shared/data")
+    ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "data"))
     ap.add_argument("--json", default="/work/tmp/train/eval.json")
     ap.add_argument("--synthetic-seed", type=int, default=777)
     ap.add_argument("--n-synthetic", type=int, default=300)

@@ -3,7 +3,7 @@
 //! mode runs this description: the eager executor (plain kernels, the reference) and the
 //! planned executor of compiled mode (packed weights, an arena per shape bucket, the pool).
 //! It mirrors `Chronos2Model.forward` of chronos-forecasting 2.3.2 (`chronos/chronos2/model.py`,
-//! `layers.py`; `shared/docs/chronos2-spec.md` section 3).
+//! `layers.py`; `docs/chronos2-spec.md` section 3).
 //!
 //! Shapes, used in every doc comment of the crate:
 //!

@@ -12,7 +12,7 @@
 //! * [`ModelInput`] / [`ModelOutput`]: one batch in the reference's tensor terms, and its
 //!   `(B, Q, H)` quantile forecasts.
 //!
-//! The model is described in `shared/docs/chronos2-spec.md`; the reference source
+//! The model is described in `docs/chronos2-spec.md`; the reference source
 //! (`chronos/chronos2/model.py`) is the judge. Paper: Ansari et al., "Chronos-2: From
 //! Univariate to Universal Forecasting" (2025).
 //!

@@ -1,6 +1,6 @@
 //! Instance normalisation and patching: the fp32 steps before the encoder and the inverse
 //! scaling after it (`_prepare_patched_context`, `_prepare_patched_future` and `InstanceNorm`
-//! of the reference; `shared/docs/chronos2-spec.md` section 2). Every executor shares them.
+//! of the reference; `docs/chronos2-spec.md` section 2). Every executor shares them.
 
 use crate::config::Config;
 use crate::error::Error;

@@ -11,14 +11,11 @@ use common::{chronos2, chronos2_in, repo, tiny_model};
 
 #[test]
 fn backtest_runs_on_every_shared_file_and_writes_its_report() {
-    let shared = repo().join("../shared/data");
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&shared) {
-        Ok(entries) => entries
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-            .collect(),
-        Err(_) => vec![repo().join("data/BTCUSD.csv")],
-    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
     files.sort();
     let model = tiny_model();
     for file in files {
@@ -136,7 +133,7 @@ fn bench_reports_every_figure_as_json() {
             assert_eq!(r["plans_built_after_warmup"], 0);
             assert_eq!(r["errors"], 0);
         }
-        // Issue 20: start to first forecast as whole processes, compiled mode cold and warm.
+        // Start to first forecast as whole processes, compiled mode cold and warm.
         let process = &mode["start_to_first_forecast"];
         assert_eq!(process["warm"]["count"], 3, "{process}");
         assert!(process["warm"]["median"].as_f64().unwrap() > 0.0);
@@ -365,7 +362,7 @@ fn compare_writes_a_verdict() {
     let setup = &report["setups"][0];
     assert_eq!(setup["verdict"]["criteria"].as_array().unwrap().len(), 4);
     assert!(setup["max_forecast_difference_relative"].as_f64().unwrap() < 1e-5);
-    // Issue 20: each mode as a one-shot process, compiled with a cold and a warm cache.
+    // Each mode as a one-shot process, compiled with a cold and a warm cache.
     let [eager, compiled] = [&setup["whole_process"][0], &setup["whole_process"][1]];
     assert!(
         eager["cold_ms"].is_null() && compiled["cold_ms"].as_f64().unwrap() > 0.0,

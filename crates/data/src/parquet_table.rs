@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn pandas_parquet_with_utc_timestamps_and_a_symbol_column() {
-        // Written by pandas/pyarrow from the first 40 rows of shared/data/SUIUSDT.csv.
+        // Written by pandas/pyarrow from the first 40 rows of data/SUIUSDT.csv.
         let data = load_csv(
             &fixture("SUIUSDT-head.parquet"),
             &LoadOptions::columns(&["open", "close"]),
@@ -109,7 +109,7 @@ mod tests {
         assert!(series.calendar.weekdays_only);
     }
 
-    /// Issue 16: pandas writes an unnamed DatetimeIndex as `__index_level_0__`, in epoch
+    /// Pandas writes an unnamed DatetimeIndex as `__index_level_0__`, in epoch
     /// nanoseconds (TIMESTAMP(NANOS)); written here the same way.
     #[test]
     fn a_dataframe_with_a_datetime_index() {

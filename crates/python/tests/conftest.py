@@ -21,10 +21,8 @@ PIPELINE_CASES = REPO / "crates/forecast/tests/fixtures/pipeline"
 
 
 def shared_ohlc_files() -> list:
-    """The OHLC files of ../shared/data, or the repository's BTCUSD.csv where that is absent."""
-    shared = REPO.parent / "shared/data"
-    files = sorted(shared.glob("*.csv")) if shared.is_dir() else []
-    return files or [REPO / "data/BTCUSD.csv"]
+    """The real market data files of the repository's data/ folder."""
+    return sorted((REPO / "data").glob("*.csv"))
 
 
 _PIPELINES: dict = {}
