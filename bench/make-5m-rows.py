@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the memory case of issue 16: 5,000,000 one-minute OHLCV bars (about 290 MB) as CSV.
+"""Writes the memory case of the reader: 5,000,000 one-minute OHLCV bars (about 290 MB) as CSV.
 
     python3 bench/make-5m-rows.py /work/tmp/bars-5m.csv
     /usr/bin/time -v chronos2 forecast --data /work/tmp/bars-5m.csv --context 512 --horizon 16

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate a universe of synthetic daily OHLC files for `chronos2 backtest` (issue 15's
+"""Generate a universe of synthetic daily OHLC files for `chronos2 backtest` (the
 scale check: 500 symbols x 600 bars, then 100 windows with every strategy).
 
     python3 bench/universe.py --out /tmp/universe --symbols 500 --bars 600

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one GPU check of issue 18, for a machine with an NVIDIA GPU (sized for ~10 minutes on an
+# The one GPU check, for a machine with an NVIDIA GPU (sized for ~10 minutes on an
 # H200). Run from anywhere; results go to $OUT (the device tool's folder) or target/gpu-check.
 #
 #   1. finds the CUDA libraries (driver, cuBLAS 12, NVRTC 12) and names the GPU;

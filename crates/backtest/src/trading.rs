@@ -685,7 +685,7 @@ mod tests {
         assert_eq!(r.trades.len(), 1);
     }
 
-    /// Issue 17: with 10x leverage a -20 % bar wipes the account out: equity stops at 0
+    /// With 10x leverage a -20 % bar wipes the account out: equity stops at 0
     /// (-100 %) and never "recovers", and no trade opens afterwards.
     #[test]
     fn bankruptcy_stops_trading_at_minus_100_percent() {
@@ -705,7 +705,7 @@ mod tests {
         assert_eq!(m.max_drawdown, 1.0);
     }
 
-    /// Issue 17: nonsense trading settings are refused, naming the flag.
+    /// Nonsense trading settings are refused, naming the flag.
     #[test]
     fn settings_out_of_range_are_refused() {
         let mut bad = Vec::new();
@@ -749,7 +749,7 @@ mod tests {
         assert_eq!(bars, 2);
     }
 
-    /// Issue 15: a same-side order at the close the last trade exits on keeps the position:
+    /// A same-side order at the close the last trade exits on keeps the position:
     /// neither the exit nor the entry is charged; a side change pays both.
     #[test]
     fn fees_are_charged_only_when_the_position_changes() {
@@ -773,7 +773,7 @@ mod tests {
         assert!((r.trades[1].costs - 0.001 * e1).abs() < 1e-9, "{:?}", r.trades[1]);
     }
 
-    /// Issue 15: a spread of 20 bps costs 10 bps per fill, on top of fees and slippage.
+    /// A spread of 20 bps costs 10 bps per fill, on top of fees and slippage.
     #[test]
     fn the_spread_costs_half_per_fill() {
         let mut c = config(10.0);
@@ -801,7 +801,7 @@ mod tests {
         }
     }
 
-    /// Issue 15: `--fill-at next-open` enters at the origin bar's open.
+    /// `--fill-at next-open` enters at the origin bar's open.
     #[test]
     fn next_open_fills_at_the_open() {
         let mut c = config(0.0);
@@ -812,7 +812,7 @@ mod tests {
         assert_eq!((r.trades[0].entry_bar, r.trades[0].entry_price), (1, 102.0));
     }
 
-    /// Issue 15: a take-profit exits at its price when the bar reaches it, at the open when
+    /// A take-profit exits at its price when the bar reaches it, at the open when
     /// the bar opens beyond it, and never on the entry bar of a limit entry.
     #[test]
     fn take_profit_fills_by_hand() {
@@ -841,7 +841,7 @@ mod tests {
         assert!((r.equity[0] / 10_000.0 - (1.0 - (98.0 / 110.0 - 1.0))).abs() < 1e-12);
     }
 
-    /// Issue 15: a limit entry fills at the limit (or a better open) only when the bar trades
+    /// A limit entry fills at the limit (or a better open) only when the bar trades
     /// through it; an unfilled one is counted, not traded.
     #[test]
     fn limit_entries_by_hand() {
@@ -862,7 +862,7 @@ mod tests {
         assert_eq!((r.trades.len(), r.unfilled, r.equity[0]), (0, 1, 10_000.0));
     }
 
-    /// Issue 15: report.json keeps an infinite profit factor as a string, not `null`.
+    /// `report.json` keeps an infinite profit factor as a string, not `null`.
     #[test]
     fn infinite_ratios_are_strings_in_json() {
         let r = simulate(&Bars::closes(&CLOSES), &[Order::market(1, 1)], 1, 2, &config(0.0));

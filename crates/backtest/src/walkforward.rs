@@ -1018,7 +1018,7 @@ mod tests {
         assert_eq!(drift, [8.0, 10.0]);
     }
 
-    /// Issue 15: the season follows the calendar: bars per day for intraday bars, else 1.
+    /// The season follows the calendar: bars per day for intraday bars, else 1.
     /// A series of `days` days (weekdays only with `weekdays_only`) of bars `step` seconds apart
     /// from `open` for `hours` hours a day (UTC).
     fn session_series(step: i64, days: i64, open: i64, hours: i64, weekdays_only: bool) -> Series {

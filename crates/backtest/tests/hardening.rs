@@ -1,4 +1,4 @@
-//! Issue 17 (hardening): no panic, no silent garbage, nothing of the user's overwritten.
+//! Hardening: no panic, no silent garbage, nothing of the user's overwritten.
 //! One test per case: HTML escaping, CSV quoting, atomic writes and the output-folder check,
 //! overflow-safe origins, trading settings, non-positive and out-of-range prices, the context
 //! bound.

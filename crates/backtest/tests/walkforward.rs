@@ -152,7 +152,7 @@ fn a_dated_first_origin_is_the_first_bar_at_or_after_the_date() {
     assert_eq!(first_bar_at_or_after(&bars, "soon"), Err(DatedOriginError::Unreadable));
 }
 
-/// Issue 15: the windows of a universe share model calls, and progress is reported after
+/// The windows of a universe share model calls, and progress is reported after
 /// each call.
 #[test]
 fn windows_of_several_series_share_model_calls() {

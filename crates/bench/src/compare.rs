@@ -556,7 +556,7 @@ mod tests {
         }
     }
 
-    /// Issue 17: `--setups 0x0x0`, `--repeats 0` and thresholds that cannot be met are
+    /// `--setups 0x0x0`, `--repeats 0` and thresholds that cannot be met are
     /// refused before anything runs.
     #[test]
     fn settings_that_cannot_give_a_verdict_are_refused() {

@@ -630,7 +630,7 @@ mod tests {
         assert!(error_of(json).contains("quantiles"));
     }
 
-    /// Issue 17: rope_theta <= 0 and a negative or NaN epsilon are refused.
+    /// `rope_theta` <= 0 and a negative or NaN epsilon are refused.
     #[test]
     fn rejects_non_positive_rope_theta_and_epsilon() {
         for theta in [0.0, -1.0] {
@@ -644,7 +644,7 @@ mod tests {
         assert!(error_of(json).contains("layer_norm_epsilon"));
     }
 
-    /// Issue 17: shapes that cannot fit are refused up front, naming the memory.
+    /// Shapes that cannot fit are refused up front, naming the memory.
     #[test]
     fn rejects_shapes_that_cannot_fit() {
         let mut json = real_json();

@@ -1,4 +1,4 @@
-//! Issue 17 (hardening) for checkpoints: shard paths outside the folder refused, non-finite
+//! Hardening for checkpoints: shard paths outside the folder refused, non-finite
 //! weights found, saves that never disturb a process reading the old files, and a bounded
 //! property test of the safetensors header parser (hostile bytes never panic).
 

@@ -1,4 +1,4 @@
-//! Issue 18: the model description talks to its executor's memory only through spans, and to
+//! The model description talks to its executor's memory only through spans, and to
 //! the host only through `write_host` / `read_host`, as a GPU executor needs. A test executor
 //! keeps its "device" memory apart (poisoned with NaN), hands `write_host` a NaN-filled
 //! staging area and copies it in afterwards, and gives `read_host` a copy: the pass must still

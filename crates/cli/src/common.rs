@@ -222,7 +222,7 @@ pub fn load_engine(model: &ModelArgs, settings: &Settings) -> Result<Loaded> {
 mod tests {
     use super::*;
 
-    /// Issue 17: `--warmup 100000x512x16` (28 GB) and shapes near 2^64 are refused up front.
+    /// `--warmup 100000x512x16` (28 GB) and shapes near 2^64 are refused up front.
     #[test]
     fn warmup_shapes_are_bounded() {
         let config = chronos2::Config::chronos2();

@@ -246,7 +246,7 @@ mod tests {
         out
     }
 
-    /// Issue 16: every flag an error message of the reader suggests is accepted by every
+    /// Every flag an error message of the reader suggests is accepted by every
     /// command that reads data (the messages of the backtest library by `backtest` and
     /// `compare`, which show them).
     #[test]
@@ -299,7 +299,7 @@ mod tests {
         assert!(checked > 40, "only {checked} suggestions found");
     }
 
-    /// Issue 16: `forecast`, `backtest`, `bench` and `compare` take every data option, from
+    /// `forecast`, `backtest`, `bench` and `compare` take every data option, from
     /// this one group.
     #[test]
     fn every_command_that_reads_data_has_every_data_option() {

@@ -116,7 +116,7 @@ mod tests {
         super::Cli::command().debug_assert();
     }
 
-    /// Issue 17: an OS error quoted by its context is printed once.
+    /// An OS error quoted by its context is printed once.
     #[test]
     fn causes_are_printed_once() {
         let os = || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");

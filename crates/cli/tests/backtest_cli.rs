@@ -1,4 +1,4 @@
-//! Issue 15: backtests the way traders run them. A universe in one run (several files, a
+//! Backtests the way traders run them. A universe in one run (several files, a
 //! pattern, a long file), a portfolio, any target column, the seed system's strategies under
 //! market rules, and the tear sheet (checked in headless Chromium where it is installed).
 

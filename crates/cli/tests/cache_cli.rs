@@ -1,4 +1,4 @@
-//! The compile cache from the command line (issue 20): `--compile-cache prefer|never|only`,
+//! The compile cache from the command line: `--compile-cache prefer|never|only`,
 //! `CHRONOS_COMPILE_CACHE`, `chronos2 cache list|clear`, and two processes warming one entry.
 
 use std::path::Path;

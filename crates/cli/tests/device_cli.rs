@@ -1,4 +1,4 @@
-//! Issue 18: `--device cpu|cuda[:N]` and `CHRONOS_DEVICE` on every command that runs the model.
+//! `--device cpu|cuda[:N]` and `CHRONOS_DEVICE` on every command that runs the model.
 //! Without the cargo feature `cuda` a GPU is refused in one line that says how to build one;
 //! with it (and no GPU) the model falls back to the CPU with one warning.
 

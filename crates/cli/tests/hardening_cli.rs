@@ -1,4 +1,4 @@
-//! Issue 17 (hardening) end to end: every listed bad input is a one-line error (exit 1,
+//! Hardening end to end: every listed bad input is a one-line error (exit 1,
 //! never a panic's 101), nothing of the user's is overwritten, user text is escaped in HTML
 //! and quoted in CSV, and a closed or full stderr never crashes the program.
 

@@ -1,4 +1,4 @@
-//! Issue 16 end to end: vendor files through `chronos2 forecast` and `backtest`, the outputs
+//! End to end: vendor files through `chronos2 forecast` and `backtest`, the outputs
 //! people load as they are (JSON `start`, CSV with the input's id column), and advice in an
 //! error that, followed as written, makes the command work.
 
@@ -277,7 +277,7 @@ fn backtest_reads_the_same_vendor_files() {
     assert!(stdout.contains("metatrader-EURUSD-H1"), "{stdout}");
 }
 
-/// Issue 16: a missing close inside the scored span is refused with flags that fix it; each,
+/// A missing close inside the scored span is refused with flags that fix it; each,
 /// followed as written, makes the backtest run.
 #[test]
 fn a_missing_close_in_the_scored_span_advice_works() {

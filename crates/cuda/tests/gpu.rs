@@ -1,4 +1,4 @@
-//! Issue 18: the CUDA executor against the CPU eager executor. Every test that needs a GPU
+//! The CUDA executor against the CPU eager executor. Every test that needs a GPU
 //! is skipped with a one-line reason where none is usable (no driver, no cuBLAS/NVRTC, no
 //! device); the fallback test runs everywhere.
 //!

@@ -1,4 +1,4 @@
-//! Issue 18: after its bucket's graph is captured, a compiled GPU call allocates nothing, on
+//! After its bucket's graph is captured, a compiled GPU call allocates nothing, on
 //! the host (counted by this file's allocator, every thread) or on the device (free memory
 //! unchanged), and sets up no bucket. This file holds a single test: the counting allocator
 //! is process-wide. Skipped with a one-line reason without a GPU.

@@ -1,4 +1,4 @@
-//! Issue 18: every kernel of `kernels.cu` compiles with NVRTC, for the real model's head size
+//! Every kernel of `kernels.cu` compiles with NVRTC, for the real model's head size
 //! and the tiny one's. Needs only NVRTC, no GPU: skipped with a one-line reason where
 //! `libnvrtc.so.12` cannot be loaded (e.g. `pip install nvidia-cuda-nvrtc-cu12` and put its
 //! `nvidia/cuda_nvrtc/lib` on LD_LIBRARY_PATH to run it on a CPU machine).

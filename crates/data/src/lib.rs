@@ -1092,7 +1092,7 @@ mod tests {
         assert_eq!(data.series[0].column("close").unwrap(), &[1.0, 1.5, 3.0]);
     }
 
-    /// Issue 16: a missing close is filled by `--fill forward` (the advice of the backtest's
+    /// A missing close is filled by `--fill forward` (the advice of the backtest's
     /// error) or dropped by `--drop-missing`.
     #[test]
     fn missing_values_are_filled_forward_or_dropped() {

@@ -1,4 +1,4 @@
-//! Issue 17: a bounded property test (fuzz target) of the CSV reader. Whatever the bytes,
+//! A bounded property test (fuzz target) of the CSV reader. Whatever the bytes,
 //! reading returns a dataset or a clear error, never a panic; a dataset it returns is
 //! consistent (one timestamp per value, strictly increasing timestamps).
 

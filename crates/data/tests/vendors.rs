@@ -1,4 +1,4 @@
-//! Issue 16: files made the way vendors export them, each read with the right target, order,
+//! Files made the way vendors export them, each read with the right target, order,
 //! step and time zone, or refused with advice that the test then follows.
 
 use std::path::PathBuf;

@@ -59,7 +59,7 @@ impl Device {
 mod tests {
     use super::*;
 
-    /// Issue 18: the spellings, and one line naming the fix when the build has no GPU support.
+    /// The spellings, and one line naming the fix when the build has no GPU support.
     #[test]
     fn devices_are_parsed_and_gpus_need_the_feature() {
         let parse = |value: &str| Device::parse("--device", value).map_err(|e| e.to_string());

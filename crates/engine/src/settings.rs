@@ -324,7 +324,7 @@ mod tests {
         Settings::resolve_with(&flags, |name| vars.get(name).cloned())
     }
 
-    /// Issue 17: `TORCH_COMPILED=` (set to nothing) means unset, not an error.
+    /// `TORCH_COMPILED=` (set to nothing) means unset, not an error.
     #[test]
     fn empty_variables_are_unset() {
         let s = resolve(
@@ -345,7 +345,7 @@ mod tests {
         );
     }
 
-    /// Issue 17: `--threads 10000` is refused up front, naming the limit.
+    /// `--threads 10000` is refused up front, naming the limit.
     #[test]
     fn too_many_threads_are_refused() {
         let flags = SettingsFlags {
@@ -470,7 +470,7 @@ mod tests {
             .contains("unknown --mode `fast`"));
     }
 
-    /// Issue 18: the device comes from `--device`, else `CHRONOS_DEVICE`, else the CPU.
+    /// The device comes from `--device`, else `CHRONOS_DEVICE`, else the CPU.
     #[test]
     fn device_flag_beats_its_variable() {
         let flags = |device: Option<&str>| SettingsFlags {
@@ -506,7 +506,7 @@ mod tests {
         );
     }
 
-    /// Issue 19: `int8` (also `i8`, `CHRONOS_DTYPE=int8`) is a precision.
+    /// `int8` (also `i8`, `CHRONOS_DTYPE=int8`) is a precision.
     #[test]
     fn int8_is_a_dtype() {
         let s = resolve(SettingsFlags::default(), &[("CHRONOS_DTYPE", "INT8")]).unwrap();
@@ -519,7 +519,7 @@ mod tests {
         assert_eq!(resolve(flag, &[]).unwrap().dtype, Precision::Int8);
     }
 
-    /// Issue 20: `--compile-cache` beats `CHRONOS_COMPILE_CACHE`; unknown values name the
+    /// `--compile-cache` beats `CHRONOS_COMPILE_CACHE`; unknown values name the
     /// source and the choices; the directory follows `CHRONOS2_CACHE_DIR`.
     #[test]
     fn compile_cache_policy_and_directory() {

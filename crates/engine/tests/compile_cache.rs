@@ -1,4 +1,4 @@
-//! The compile cache (issue 20): hits are bit-identical to packing, stale and damaged entries
+//! The compile cache: hits are bit-identical to packing, stale and damaged entries
 //! are rebuilt and never used, concurrent writers leave one valid entry, `only` fails clearly,
 //! an unwritable directory only costs speed.
 

@@ -44,7 +44,7 @@ fn a_failing_plan_falls_back_to_eager_once_and_for_good() {
     assert!(compiled.has_fallen_back());
 }
 
-/// Issue 17: a non-finite output that the eager model computes too (here caused by the
+/// A non-finite output that the eager model computes too (here caused by the
 /// weights) is not an engine fault: the engine answers like eager and does not fall back.
 #[test]
 fn a_non_finite_output_eager_shares_does_not_fall_back() {

@@ -299,7 +299,7 @@ pub fn forecast_file(
 mod tests {
     use super::*;
 
-    /// Issue 17: `--quantiles 0.5,0.5` would give duplicate columns.
+    /// `--quantiles 0.5,0.5` would give duplicate columns.
     #[test]
     fn duplicate_quantile_levels_are_refused() {
         let msg = parse_quantile_levels("0.1,0.5,0.50").unwrap_err().to_string();

@@ -397,7 +397,7 @@ mod tests {
         assert!(prepare_tasks(&[], 2).is_err());
     }
 
-    /// Issue 17, the input rule: an infinite value (or one beyond f32, which became infinite)
+    /// The input rule: an infinite value (or one beyond f32, which became infinite)
     /// in a target or a numeric covariate is refused before the engine, naming where it is.
     #[test]
     fn infinite_values_are_refused_naming_their_position() {
@@ -424,7 +424,7 @@ mod tests {
         assert!(prepare_tasks(&[Task::univariate(vec![1.0, f32::NAN, 2.0])], 2).is_ok());
     }
 
-    /// Issue 17: an all-missing target gets no forecast from nothing.
+    /// An all-missing target gets no forecast from nothing.
     #[test]
     fn an_all_missing_target_is_refused() {
         let err = prepare_tasks(&[Task::univariate(vec![f32::NAN; 5])], 2)

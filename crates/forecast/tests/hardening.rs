@@ -1,4 +1,4 @@
-//! Issue 17 (hardening) for the pipeline: the input rule applies before the engine, an
+//! Hardening for the pipeline: the input rule applies before the engine, an
 //! engine answer that is not finite is an error naming the likely cause (never a silent NaN
 //! forecast), and a horizon that cannot fit is refused naming the memory.
 

@@ -403,7 +403,7 @@ mod tests {
         assert!(err.contains("no such directory") && err.contains("org/name"), "{err}");
     }
 
-    /// Issue 17: a relative path to an existing file is not a Hugging Face id (it used to be
+    /// A relative path to an existing file is not a Hugging Face id (it used to be
     /// sent to the network as `src/lib.rs`).
     #[test]
     fn an_existing_file_is_not_a_repo_id() {
@@ -413,7 +413,7 @@ mod tests {
         assert!(err.contains("`src/lib.rs` is a file, not a checkpoint folder"), "{err}");
     }
 
-    /// Issue 17: a symlink loop is reported as such, not looked up on the network.
+    /// A symlink loop is reported as such, not looked up on the network.
     #[cfg(unix)]
     #[test]
     fn a_symlink_loop_is_not_a_repo_id() {

@@ -89,7 +89,7 @@ def test_float32_input_is_passed_without_a_copy():
 
 
 def test_the_cpu_device_by_argument_device_map_or_environment(monkeypatch):
-    # Issue 18: device= / device_map= / CHRONOS_DEVICE choose where the model runs; "cpu" runs
+    # device= / device_map= / CHRONOS_DEVICE choose where the model runs; "cpu" runs
     # as before (a GPU needs the `cuda` build, see test_errors.py).
     for kwargs in [{"device": "cpu"}, {"device_map": "cpu"}, {"device_map": "auto"}]:
         pipe = Chronos2Pipeline.from_pretrained(MODELS / "tiny-random", **kwargs)

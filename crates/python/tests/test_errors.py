@@ -122,7 +122,7 @@ def test_backtest_errors(pipe, tmp_path):
     data = REPO / "data/BTCUSD.csv"
     with pytest.raises(ValueError, match="windows|context|bars"):
         backtest(data, pipeline=pipe, windows=100000)
-    # Any column can be the target (issue 15); one the file lacks is named with the fix.
+    # Any column can be the target; one the file lacks is named with the fix.
     with pytest.raises(ValueError, match="target"):
         backtest(data, pipeline=pipe, target="no_such_column")
     with pytest.raises(ValueError, match="interval"):

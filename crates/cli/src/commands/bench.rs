@@ -563,7 +563,7 @@ fn write_table(report: &Report, out: &mut dyn Write) -> Result<()> {
 mod tests {
     use super::parse_duration;
 
-    /// Issue 17: `--duration -1s` and `1e20s` used to panic inside `Duration`.
+    /// `--duration -1s` and `1e20s` used to panic inside `Duration`.
     #[test]
     fn durations_are_positive_and_bounded() {
         assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);

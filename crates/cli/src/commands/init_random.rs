@@ -104,7 +104,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
 mod tests {
     use super::check_out;
 
-    /// Issue 17: an existing checkpoint (or anything else) is never replaced silently.
+    /// An existing checkpoint (or anything else) is never replaced silently.
     #[test]
     fn a_folder_that_is_not_empty_needs_force() {
         let dir = tempfile::tempdir().unwrap();
