@@ -163,7 +163,7 @@ impl EngineArgs {
         stderr_line(format_args!("chronos2: {settings}"));
         stderr_line(format_args!(
             "chronos2: {}",
-            chronos2_bench::KernelLevels::startup_line()
+            chronos2_bench::KernelLevels::startup_line(settings.dtype == chronos2::executor::Precision::BFloat16)
         ));
         Ok(settings)
     }

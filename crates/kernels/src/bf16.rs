@@ -391,19 +391,14 @@ fn bf16_speedup() -> f64 {
 /// measured speed-up of bf16 panels over f32 ones where it was timed.
 pub fn path_name() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
-    NAME.get_or_init(|| {
-        let measured = |speedup: Option<f64>| speedup.map_or(String::new(), |s| format!(", measured {s:.2}x f32"));
-        match panel_choice() {
-            (true, speedup) => match speedup {
-                Some(_) => format!("{} (bf16 panels{})", isa().name, measured(speedup)),
-                None => isa().name.to_string(),
-            },
-            (false, speedup) => format!(
-                "{} (bf16-rounded f32 panels{})",
-                crate::packed::isa_name(),
-                measured(speedup).replace("measured", "bf16 panels measured")
-            ),
-        }
+    NAME.get_or_init(|| match panel_choice() {
+        (true, None) => isa().name.to_string(),
+        (true, Some(speedup)) => format!("{} (bf16 panels, measured {speedup:.2}x f32)", isa().name),
+        (false, None) => format!("{} (bf16-rounded f32 panels)", crate::packed::isa_name()),
+        (false, Some(speedup)) => format!(
+            "{} (bf16-rounded f32 panels, bf16 panels measured {speedup:.2}x f32)",
+            crate::packed::isa_name()
+        ),
     })
 }
 

@@ -466,16 +466,25 @@ pub struct KernelLevels {
     pub element_wise: &'static str,
 }
 
+/// The bf16 entry of the start-up line of a run without bf16 layers.
+const BF16_UNTIMED: &str = "bf16 or f32 panels (timed when a bf16 model loads)";
+
 /// The start-up line when the kernels use no SIMD instruction set.
 pub const NO_SIMD: &str =
     "no SIMD instruction set in use (CPU without AVX2+FMA, or CHRONOS2_ISA=scalar): scalar kernels, compiled mode will be slow";
 
 impl KernelLevels {
-    /// The levels on this machine (after `CHRONOS2_ISA`).
+    /// The levels on this machine (after `CHRONOS2_ISA`); for bf16 this times the panels
+    /// once ([`crate::bf16::path_name`]).
     pub fn current() -> Self {
+        Self::with_bf16(crate::bf16::path_name())
+    }
+
+    /// The levels, with `gemm_bf16` as given.
+    fn with_bf16(gemm_bf16: &'static str) -> Self {
         Self {
             gemm_f32: crate::packed::isa_name(),
-            gemm_bf16: crate::bf16::path_name(),
+            gemm_bf16,
             gemm_int8: crate::int8::isa_name(),
             element_wise: crate::ops::isa_name(),
         }
@@ -491,12 +500,16 @@ impl KernelLevels {
     }
 
     /// One line for the start-up log: `kernels gemm f32: ..., element-wise: ...`, or
-    /// [`NO_SIMD`] when the kernels use no SIMD level ([`IsaLevel::active`] is scalar).
-    pub fn startup_line() -> String {
+    /// [`NO_SIMD`] when the kernels use no SIMD level ([`IsaLevel::active`] is scalar). The
+    /// bf16 panels are timed only for a run that uses them (`bf16_in_use`); other runs say
+    /// when that happens instead of spending the time at every start.
+    pub fn startup_line(bf16_in_use: bool) -> String {
         if IsaLevel::active() == IsaLevel::Scalar {
             NO_SIMD.to_string()
-        } else {
+        } else if bf16_in_use {
             format!("kernels {}", Self::current())
+        } else {
+            format!("kernels {}", Self::with_bf16(BF16_UNTIMED))
         }
     }
 }
@@ -577,7 +590,8 @@ mod tests {
         for family in ["gemm f32: ", "bf16: ", "int8: ", "element-wise: "] {
             assert!(text.contains(family), "{text}");
         }
-        let line = KernelLevels::startup_line();
+        assert!(KernelLevels::startup_line(false).contains(&format!(", bf16: {BF16_UNTIMED}, ")));
+        let line = KernelLevels::startup_line(true);
         assert_eq!(
             line.starts_with("kernels gemm f32: "),
             IsaLevel::active() != IsaLevel::Scalar,
